@@ -1,0 +1,59 @@
+"""The `safer-vlm` command line: curate | train | judge | eval | demo | data.
+
+Each command lives in its own module (`<package>/commands.py`) with a `register(app)` function, so
+this file stays a table of contents and the heavy imports (torch, TRL) happen only when a command runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from safer_vlm.errors import SaferVLMError
+
+app = typer.Typer(
+    name="safer-vlm",
+    help="Safety-aware GRPO for vision-language models (SaFeR-VLM).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+#: Modules that add commands to `app`; each defines `register(app: typer.Typer) -> None`.
+COMMAND_MODULES = (
+    "safer_vlm.data.commands",  # data validate
+    "safer_vlm.judge.commands",  # judge, judge-calibrate
+    "safer_vlm.curate.commands",  # curate
+    "safer_vlm.train.commands",  # train
+    "safer_vlm.demo",  # demo
+)
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one `error: ...` line and exit status 2, never a traceback."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except SaferVLMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except (typer.Abort, KeyboardInterrupt):
+        print("aborted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        raise
+
+
+if __name__ == "__main__":
+    main()

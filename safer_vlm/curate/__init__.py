@@ -1,0 +1,1 @@
+"""Curation: dedup, decontamination against eval sets, and QI-Box selection of a training set."""

@@ -1,0 +1,1 @@
+"""One adapter per public dataset release, each yielding SafetySample records."""

@@ -1,0 +1,1 @@
+"""Evaluation: benchmark protocols, scoring runs and reports."""

@@ -1,0 +1,1 @@
+"""A synthetic, seeded multimodal safety gym for the demo and learning tests."""

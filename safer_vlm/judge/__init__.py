@@ -1,0 +1,1 @@
+"""Judges: rubric, parser and backends (OpenAI-compatible, local HF, rules, ensemble)."""

@@ -1,0 +1,1 @@
+"""Rollout: generators and the safety-aware (reflect-and-correct) group assembly."""

@@ -1,0 +1,1 @@
+"""Training: the GRPO recipe and the one adapter that talks to TRL."""
