@@ -39,7 +39,8 @@ class ParsedResponse:
 def parse_response(text: str) -> ParsedResponse:
     """Split a response into its reasoning and answer; never raises."""
     m = _STRICT.match(text)
-    if m and "<think>" not in m.group(2) and "<answer>" not in m.group(1):
+    single = all(text.count(tag) == 1 for tag in ("<think>", "</think>", "<answer>", "</answer>"))
+    if m and single:
         return ParsedResponse(think=m.group(1).strip(), answer=m.group(2).strip(), strict=True)
     think = _THINK.search(text)
     answer = _ANSWER.search(text)
