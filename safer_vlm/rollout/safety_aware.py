@@ -217,7 +217,7 @@ class SafetyAwareRollout:
         if cfg.reflection:
             await self._reflect(groups, G)
         for group in groups:
-            group.members = self._assemble(group, G)
+            group.members = self._assemble(group)
         return RolloutResult(groups=groups, metrics=rollout_metrics(groups))
 
     def _generate(self, requests: list[GenRequest], n: int) -> list[list[Generation]]:
@@ -311,7 +311,7 @@ class SafetyAwareRollout:
                 return c
         return chain[-1] if self.config.keep_unsafe_corrections else None
 
-    def _assemble(self, group: RolloutGroup, G: int) -> list[RolloutSample]:
+    def _assemble(self, group: RolloutGroup) -> list[RolloutSample]:
         members = list(group.originals)
         if not self.config.reflection:
             return members
@@ -319,7 +319,7 @@ class SafetyAwareRollout:
         if self.config.policy == "replace":
             return [r if r is not None else o for o, r in zip(members, results, strict=True)]
         appended = [r for r in results if r is not None]
-        return [*members, *appended][: self.config.group_cap(G)]
+        return [*members, *appended]  # the chain budget in _reflect keeps this within group_cap
 
 
 def _mean(xs: list[float]) -> float | None:
