@@ -155,9 +155,48 @@ class RolloutGroup:
 
 
 @dataclass
+class TrainingRow:
+    """One member as a trainer sees it: an answer to the *original* prompt.
+
+    A correction gets its original's `prompt_ids` (the reflection context is not trained on) and
+    NaN logprobs: they were sampled under another context, so an engine's importance correction
+    must treat its ratio as unknown (TRL: ratio 1), not as evidence.
+    """
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    logprobs: list[float] | None
+    member: RolloutSample
+
+
+@dataclass
 class RolloutResult:
     groups: list[RolloutGroup]
     metrics: dict[str, float]
+
+    def training_rows(self, num_generations: int) -> list[TrainingRow]:
+        """Every group's members, group after group, each exactly `num_generations` long (what
+        fixed-group GRPO engines need; `append` groups do not fit, see `RolloutConfig.require_fixed_groups`)."""
+        rows = []
+        for g in self.groups:
+            if len(g.members) != num_generations:
+                raise ValueError(
+                    f"group of sample {g.sample.id!r} has {len(g.members)} members, not num_generations={num_generations}"
+                )
+            for m in g.members:
+                if not m.reflected:
+                    rows.append(TrainingRow(m.generation.prompt_ids, m.generation.completion_ids, m.generation.logprobs, m))
+                    continue
+                original = g.originals[m.corrects if m.corrects is not None else m.slot]
+                rows.append(
+                    TrainingRow(
+                        prompt_ids=list(original.generation.prompt_ids),
+                        completion_ids=m.generation.completion_ids,
+                        logprobs=[math.nan] * len(m.generation.completion_ids),
+                        member=m,
+                    )
+                )
+        return rows
 
 
 class SafetyAwareRollout:

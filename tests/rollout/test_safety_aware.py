@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 from rollout_fakes import CountingJudge, ScriptedGenerator, render
 
@@ -208,3 +210,26 @@ def test_uses_project_renderer_by_default(make_sample):
 
     s = make_sample("a", [U])
     assert default_renderer(s) == list(build_messages(GenRequest(s)))
+
+
+def test_training_rows_attribute_corrections_to_the_original_prompt(make_sample):
+    class WithIds(ScriptedGenerator):
+        def generate(self, requests, n=1):
+            out = super().generate(requests, n)
+            for req, gens in zip(requests, out, strict=True):
+                for g in gens:
+                    g.prompt_ids = [9] * (len(req.messages) if req.messages else 1)
+                    g.logprobs = [-0.5] * len(g.completion_ids)
+            return out
+
+    ro = SafetyAwareRollout(WithIds(), CountingJudge(), Rubric.default(), RolloutConfig(), renderer=render)
+    res = ro.run([make_sample("a", [U, S]), make_sample("b", [S, U])], 2)
+    rows = res.training_rows(2)
+    assert [r.member.reflected for r in rows] == [True, False, False, True]
+    assert all(r.prompt_ids == [9] for r in rows)  # the reflection prompt (3 turns) is never trained on
+    assert rows[0].completion_ids == res.groups[0].members[0].generation.completion_ids
+    assert all(math.isnan(x) for x in rows[0].logprobs) and len(rows[0].logprobs) == 2
+    assert rows[1].logprobs == [-0.5, -0.5]
+    append = SafetyAwareRollout(WithIds(), CountingJudge(), Rubric.default(), RolloutConfig(policy="append"), renderer=render)
+    with pytest.raises(ValueError, match="3 members"):
+        append.run([make_sample("a", [U, S])], 2).training_rows(2)
