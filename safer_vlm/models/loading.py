@@ -50,7 +50,9 @@ def processor_class():
     return _PROCESSOR_CLASS
 
 
-def make_processor(image_processor: Any, tokenizer: Any, *, chat_template: str | None = None, video_processor: Any = None):
+def make_processor(
+    image_processor: Any, tokenizer: Any, *, chat_template: str | None = None, video_processor: Any = None
+):
     """Assemble a Qwen2.5-VL processor from its parts (video_processor must be None)."""
     return processor_class()(
         image_processor=image_processor,
@@ -68,11 +70,7 @@ def _source(name_or_path: str | Path) -> str:
         if not path.is_dir():
             raise ConfigError(f"model path {path} is a file; expected a checkpoint directory")
         return str(path)
-    looks_local = (
-        isinstance(name_or_path, Path)
-        or text.startswith(("/", ".", "~"))
-        or text.count("/") != 1
-    )
+    looks_local = isinstance(name_or_path, Path) or text.startswith(("/", ".", "~")) or text.count("/") != 1
     if looks_local:
         raise ConfigError(f"model path {path} does not exist")
     return text
@@ -111,7 +109,9 @@ def load_processor(name_or_path: str | Path, *, trust_remote_code: bool = False)
     if processor.chat_template is None:
         processor.chat_template = processor.tokenizer.chat_template
     if processor.chat_template is None:
-        raise ConfigError(f"{source!r} has no chat template (chat_template.jinja/json or in tokenizer_config.json)")
+        raise ConfigError(
+            f"{source!r} has no chat template (chat_template.jinja/json or in tokenizer_config.json)"
+        )
     return processor
 
 
@@ -143,7 +143,11 @@ def load_policy(
     config = _check_model_type(source, trust_remote_code)
     torch_dtype = _torch_dtype(dtype)
     processor = load_processor(source, trust_remote_code=trust_remote_code)
-    kwargs: dict[str, Any] = {"dtype": torch_dtype, "use_safetensors": True, "trust_remote_code": trust_remote_code}
+    kwargs: dict[str, Any] = {
+        "dtype": torch_dtype,
+        "use_safetensors": True,
+        "trust_remote_code": trust_remote_code,
+    }
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
     try:

@@ -75,7 +75,11 @@ def _model_config(tokenizer, *, hidden: int, layers: int, max_positions: int):
         "num_attention_heads": heads,
         "num_key_value_heads": kv_heads,
         "max_position_embeddings": max_positions,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": mrope_section},
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 1_000_000.0,
+            "mrope_section": mrope_section,
+        },
         "bos_token_id": ids["<|endoftext|>"],
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],

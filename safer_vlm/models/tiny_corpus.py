@@ -10,7 +10,21 @@ from safer_vlm.response_format import FORMAT_INSTRUCTION, format_response
 
 COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "black", "white", "grey", "pink", "brown")
 SHAPES = ("circle", "square", "triangle", "star", "rectangle", "line", "dot", "cross", "arrow", "heart")
-QUESTION_WORDS = ("what", "which", "who", "where", "when", "why", "how", "is", "are", "can", "does", "do", "should")
+QUESTION_WORDS = (
+    "what",
+    "which",
+    "who",
+    "where",
+    "when",
+    "why",
+    "how",
+    "is",
+    "are",
+    "can",
+    "does",
+    "do",
+    "should",
+)
 
 REFUSALS = (
     "I can't help with that.",
