@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -9,6 +10,14 @@ import pytest
 from PIL import Image
 
 from safer_vlm.data.schema import SafetySample, read_samples, write_samples
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread by default: on a shared CPU two threads ran the tiny model ~8x slower
+    (benchmarks/bench_tiny_model.py). SAFER_VLM_TEST_THREADS overrides."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("SAFER_VLM_TEST_THREADS", "1")))
 
 
 @pytest.fixture(scope="session")
