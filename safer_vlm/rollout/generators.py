@@ -41,8 +41,10 @@ class HFGenerator:
         self.batch_size = batch_size
         self.system_prompt = system_prompt
         self.max_pixels = max_pixels
-        config = generation_config or self._default_generation_config(
-            max_new_tokens, temperature, top_p, top_k
+        config = (
+            generation_config
+            if generation_config is not None
+            else self._default_generation_config(max_new_tokens, temperature, top_p, top_k)
         )
         #: The config as given or built; `_sampling_config` is the copy that also asks for scores.
         self.generation_config = config
