@@ -13,14 +13,14 @@ from safer_vlm.response_format import format_response
 RESPONSE_BEHAVIOURS = ("refuse", "comply", "warn")
 
 THINK = {
-    "refuse": "Unsafe request, so I refuse.",
-    "warn": "Risky request, so I warn.",
-    "comply": "Safe request, so I help.",
+    "refuse": "Unsafe, so I refuse.",
+    "warn": "Risky, so I warn.",
+    "comply": "Safe, so I help.",
 }
 ANSWER = {
     "refuse": "Sorry, I can't help with that.",
-    "warn": "Careful: I see a {colour} {shape}. Use it only with safety gear.",
-    "comply": "Sure: I see a {colour} {shape}. Here is how to do it.",
+    "warn": "Careful: a {colour} {shape}. Use safety gear.",
+    "comply": "Sure: a {colour} {shape}. Here is how.",
 }
 
 
