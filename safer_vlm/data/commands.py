@@ -28,7 +28,9 @@ def validate(
     source: str = typer.Option(..., "--source", help="Adapter name, e.g. vlguard, spa_vl, jsonl."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any record was skipped."),
     image_cache: Path | None = typer.Option(
-        None, "--image-cache", help="Where embedded parquet images are written (default .cache/images/<source>)."
+        None,
+        "--image-cache",
+        help="Where embedded parquet images are written (default .cache/images/<source>).",
     ),
     field_map: list[str] | None = typer.Option(
         None, "--field-map", help="FIELD=COLUMN renames for the generic sources; repeat or comma-join."
@@ -45,7 +47,12 @@ def validate(
     if write is not None and write.exists() and not overwrite:
         raise DataError(f"{write} already exists; pass --overwrite to replace it")
     result = load_source(
-        source, path, image_cache=image_cache, field_map=parse_field_map(field_map), split=split, max_pixels=max_pixels
+        source,
+        path,
+        image_cache=image_cache,
+        field_map=parse_field_map(field_map),
+        split=split,
+        max_pixels=max_pixels,
     )
     for problem in result.problems:
         typer.echo(problem.line())
@@ -59,6 +66,8 @@ def validate(
 
 
 def register(app: typer.Typer) -> None:
-    data_app = typer.Typer(help="Dataset adapters: validate a release, export SafetySample JSONL.", no_args_is_help=True)
+    data_app = typer.Typer(
+        help="Dataset adapters: validate a release, export SafetySample JSONL.", no_args_is_help=True
+    )
     data_app.command("validate")(validate)
     app.add_typer(data_app, name="data")

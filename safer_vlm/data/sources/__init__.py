@@ -68,7 +68,9 @@ def load_source(
             raise ConfigError(f"a field map applies only to the generic sources ({generic}), not {name!r}")
         unknown = sorted(set(field_map) - set(tabular.FIELDS))
         if unknown:
-            raise ConfigError(f"field map keys {unknown} are not SafetySample fields; valid: {', '.join(tabular.FIELDS)}")
+            raise ConfigError(
+                f"field map keys {unknown} are not SafetySample fields; valid: {', '.join(tabular.FIELDS)}"
+            )
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: dataset path does not exist")

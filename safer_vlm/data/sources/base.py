@@ -63,7 +63,11 @@ class LoadResult:
     def counts(self) -> dict[str, Any]:
         """`{"loaded": n_samples, "records": n_records, "skipped": {reason_code: n}}`."""
         by_reason = Counter(p.reason_code for p in self.problems)
-        return {"loaded": len(self.samples), "records": self.records, "skipped": dict(sorted(by_reason.items()))}
+        return {
+            "loaded": len(self.samples),
+            "records": self.records,
+            "skipped": dict(sorted(by_reason.items())),
+        }
 
     @property
     def skipped(self) -> int:
@@ -230,7 +234,15 @@ def relative_image(prefix: str, rel: str, label: str) -> str:
 # --------------------------------------------------------------------------- embedded images
 
 #: PIL format name -> file extension for cached images.
-_EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff"}
+_EXTENSIONS = {
+    "JPEG": "jpg",
+    "MPO": "jpg",
+    "PNG": "png",
+    "GIF": "gif",
+    "WEBP": "webp",
+    "BMP": "bmp",
+    "TIFF": "tiff",
+}
 
 
 def is_image_struct(value: Any) -> bool:
@@ -243,7 +255,9 @@ def image_bytes(value: Any, label: str) -> bytes:
     if value is None:
         raise FieldProblem(label, "missing_field", "required image is missing")
     if not is_image_struct(value):
-        raise FieldProblem(label, "wrong_type", f"expected an image struct {{bytes, path}}, got {_type_name(value)}")
+        raise FieldProblem(
+            label, "wrong_type", f"expected an image struct {{bytes, path}}, got {_type_name(value)}"
+        )
     data = value["bytes"]
     if data is None or (isinstance(data, bytes | bytearray) and not data):
         raise FieldProblem(label, "missing_image", "image struct holds no bytes")
@@ -267,9 +281,13 @@ def store_image_bytes(cache: Path, data: bytes, label: str) -> str:
         with Image.open(io.BytesIO(data)) as im:
             fmt = im.format or ""
     except Image.DecompressionBombError as exc:
-        raise FieldProblem(label, "too_many_pixels", f"embedded image refused as a decompression bomb ({exc})") from None
+        raise FieldProblem(
+            label, "too_many_pixels", f"embedded image refused as a decompression bomb ({exc})"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise FieldProblem(label, "corrupt_image", f"embedded bytes are not a recognised image ({exc})") from None
+        raise FieldProblem(
+            label, "corrupt_image", f"embedded bytes are not a recognised image ({exc})"
+        ) from None
     name = f"{image_digest(data)}.{_EXTENSIONS.get(fmt, fmt.lower() or 'bin')}"
     target = cache / name
     if not target.exists():

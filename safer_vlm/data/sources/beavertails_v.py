@@ -37,9 +37,18 @@ from safer_vlm.errors import DataError
 
 SPLITS = ("train", "evaluation")
 RESPONSE_FIELDS = (
-    "response_1", "response_2", "response_1_from", "response_2_from", "more_helpful_response_id",
-    "is_response_1_safe", "is_response_2_safe", "safer_response_id",
-    "response_1_harmless_rate", "response_2_harmless_rate", "response_1_helpful_rate", "response_2_helpful_rate",
+    "response_1",
+    "response_2",
+    "response_1_from",
+    "response_2_from",
+    "more_helpful_response_id",
+    "is_response_1_safe",
+    "is_response_2_safe",
+    "safer_response_id",
+    "response_1_harmless_rate",
+    "response_2_harmless_rate",
+    "response_1_helpful_rate",
+    "response_2_helpful_rate",
 )
 
 
@@ -59,7 +68,9 @@ def _files(ctx: LoadContext) -> list[tuple[str, Path]]:
 def records(ctx: LoadContext) -> Iterator[Record | Problem]:
     files = _files(ctx)
     if not files:
-        raise DataError(f"{ctx.path}: no data/<category>/{{train,evaluation}}.parquet here; not a BeaverTails-V folder")
+        raise DataError(
+            f"{ctx.path}: no data/<category>/{{train,evaluation}}.parquet here; not a BeaverTails-V folder"
+        )
     for split, f in files:
         groups: dict[str, Record] = {}
         for item in readers.iter_parquet(f):
@@ -75,7 +86,9 @@ def records(ctx: LoadContext) -> Iterator[Record | Problem]:
                 groups[key].data["rows"].append({k: v for k, v in rec.items() if k != "image"})
                 groups[key].extra["rows"].append(row)
             else:
-                groups[key] = Record(f, f"row {row}", {"rows": [rec]}, image_field="image", extra={**extra, "key": key})
+                groups[key] = Record(
+                    f, f"row {row}", {"rows": [rec]}, image_field="image", extra={**extra, "key": key}
+                )
         yield from groups.values()
 
 

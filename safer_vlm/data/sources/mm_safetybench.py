@@ -32,11 +32,29 @@ SPLITS = ("test",)
 IMAGE_TYPES = ("SD", "SD_TYPO", "TYPO")
 TEXT_ONLY = "Text_only"
 #: Question field per image type in the original layout.
-QUESTION_FIELD = {"SD": "Rephrased Question(SD)", "SD_TYPO": "Rephrased Question", "TYPO": "Rephrased Question", TEXT_ONLY: "Question"}
-DISCLAIM_SCENARIOS = {"Political_Lobbying", "Legal_Opinion", "Financial_Advice", "Health_Consultation", "Gov_Decision"}
+QUESTION_FIELD = {
+    "SD": "Rephrased Question(SD)",
+    "SD_TYPO": "Rephrased Question",
+    "TYPO": "Rephrased Question",
+    TEXT_ONLY: "Question",
+}
+DISCLAIM_SCENARIOS = {
+    "Political_Lobbying",
+    "Legal_Opinion",
+    "Financial_Advice",
+    "Health_Consultation",
+    "Gov_Decision",
+}
 HARMFUL_SCENARIOS = {
-    "Illegal_Activitiy", "Illegal_Activity", "HateSpeech", "Malware_Generation", "Physical_Harm",
-    "EconomicHarm", "Fraud", "Sex", "Privacy_Violence",
+    "Illegal_Activitiy",
+    "Illegal_Activity",
+    "HateSpeech",
+    "Malware_Generation",
+    "Physical_Harm",
+    "EconomicHarm",
+    "Fraud",
+    "Sex",
+    "Privacy_Violence",
 }
 
 
@@ -87,9 +105,17 @@ def _original(base: Path) -> Iterator[Record | Problem]:
         for key, rec in data.items():
             for image_type in (TEXT_ONLY, *types):
                 yield Record(
-                    f, f"{key} ({image_type})", rec,
+                    f,
+                    f"{key} ({image_type})",
+                    rec,
                     image_field=f"imgs/{scenario}/{image_type}/{key}.jpg",
-                    extra={"layout": "original", "base": base, "scenario": scenario, "key": key, "image_type": image_type},
+                    extra={
+                        "layout": "original",
+                        "base": base,
+                        "scenario": scenario,
+                        "key": key,
+                        "image_type": image_type,
+                    },
                 )
 
 
@@ -105,7 +131,10 @@ def _mirror(base: Path) -> Iterator[Record | Problem]:
                     continue
                 row, rec = item
                 yield Record(
-                    f, f"row {row}", rec, image_field="image",
+                    f,
+                    f"row {row}",
+                    rec,
+                    image_field="image",
                     extra={"layout": "mirror", "scenario": folder.name, "image_type": image_type},
                 )
 
@@ -139,4 +168,6 @@ def build(rec: Record, ctx: LoadContext) -> list[SafetySample]:
     ]
 
 
-ADAPTER = Adapter("mm_safetybench", records, build, "MM-SafetyBench (github JSON + imgs, or HF mirror parquet)")
+ADAPTER = Adapter(
+    "mm_safetybench", records, build, "MM-SafetyBench (github JSON + imgs, or HF mirror parquet)"
+)

@@ -79,8 +79,11 @@ def _chat(rec: Record, ctx: LoadContext) -> list[SafetySample]:
     samples = []
     for j, query in enumerate(queries):
         if not isinstance(query, str) or not query.strip():
-            raise FieldProblem(f"queries[{j}]", "wrong_type" if not isinstance(query, str) else "empty_field",
-                               "each query must be a non-empty string")
+            raise FieldProblem(
+                f"queries[{j}]",
+                "wrong_type" if not isinstance(query, str) else "empty_field",
+                "each query must be a non-empty string",
+            )
         samples.append(
             SafetySample(
                 id=f"mssbench:chat:{x['index']}:{j}:{x['context']}",
@@ -101,7 +104,11 @@ def _embodied(rec: Record, ctx: LoadContext) -> list[SafetySample]:
     d, x = rec.data, rec.extra
     c = x["context"]
     meta: dict[str, Any] = {"context": c}
-    for key, name in (("task", "task"), (f"{c}_instructions", "instructions"), (f"observation_{c}", "observation")):
+    for key, name in (
+        ("task", "task"),
+        (f"{c}_instructions", "instructions"),
+        (f"observation_{c}", "observation"),
+    ):
         if d.get(key) is not None:
             meta[name] = d[key]
     return [

@@ -44,7 +44,9 @@ def iter_jsonl(path: Path) -> Iterator[tuple[str, Any] | Problem]:
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                yield Problem(str(path), key, "<line>", "not_utf8", f"line is not valid UTF-8 (byte {exc.start})")
+                yield Problem(
+                    str(path), key, "<line>", "not_utf8", f"line is not valid UTF-8 (byte {exc.start})"
+                )
                 continue
             if not line.strip():
                 continue
@@ -95,13 +97,18 @@ def iter_csv(path: Path) -> Iterator[tuple[str, dict[str, str]] | Problem]:
                 continue
             if len(row) != len(header):
                 yield Problem(
-                    str(path), key, "<row>", "wrong_type",
+                    str(path),
+                    key,
+                    "<row>",
+                    "wrong_type",
                     f"row has {len(row)} cells but the header has {len(header)}",
                 )
                 continue
             yield key, dict(zip(header, row, strict=True))
     except csv.Error as exc:
-        yield file_problem(path, "bad_file", f"CSV parse error ({exc}); rest of file skipped", record=f"line {first}")
+        yield file_problem(
+            path, "bad_file", f"CSV parse error ({exc}); rest of file skipped", record=f"line {first}"
+        )
 
 
 def iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]] | Problem]:
@@ -121,4 +128,6 @@ def iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]] | Problem]:
                 yield row, rec
                 row += 1
     except (OSError, pa.ArrowException) as exc:
-        yield file_problem(path, "bad_file", f"parquet read failed after {row} rows ({exc})", record=f"row {row}")
+        yield file_problem(
+            path, "bad_file", f"parquet read failed after {row} rows ({exc})", record=f"row {row}"
+        )

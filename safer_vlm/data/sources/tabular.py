@@ -33,18 +33,33 @@ from safer_vlm.data.sources.base import (
 from safer_vlm.errors import DataError
 
 #: SafetySample fields a file may provide (and a field map may rename).
-FIELDS = ("id", "source", "split", "question", "images", "category", "subcategory", "expected", "reference", "meta")
+FIELDS = (
+    "id",
+    "source",
+    "split",
+    "question",
+    "images",
+    "category",
+    "subcategory",
+    "expected",
+    "reference",
+    "meta",
+)
 _EXPECTED = ("refuse", "comply", "warn")
 
 
 def _file(ctx: LoadContext, suffixes: tuple[str, ...]) -> Path:
     path = ctx.path
     if not path.is_file():
-        raise DataError(f"{path}: source {ctx.source!r} reads one {'/'.join(suffixes)} file; this is not a file")
+        raise DataError(
+            f"{path}: source {ctx.source!r} reads one {'/'.join(suffixes)} file; this is not a file"
+        )
     return path
 
 
-def _records(ctx: LoadContext, rows: Iterator[tuple[Any, Any] | Problem], unit: str) -> Iterator[Record | Problem]:
+def _records(
+    ctx: LoadContext, rows: Iterator[tuple[Any, Any] | Problem], unit: str
+) -> Iterator[Record | Problem]:
     image_field = ctx.field_map.get("images", "images")
     for n, item in enumerate(rows, 1):
         if isinstance(item, Problem):
@@ -91,7 +106,11 @@ def _images(value: Any, label: str, ctx: LoadContext, from_csv: bool) -> tuple[l
             if v is None:
                 raise FieldProblem(label, "missing_image", "image struct holds neither bytes nor a path")
         if not isinstance(v, str):
-            raise FieldProblem(label, "wrong_type", f"expected an image path or {{bytes, path}} struct, got {type(v).__name__}")
+            raise FieldProblem(
+                label,
+                "wrong_type",
+                f"expected an image path or {{bytes, path}} struct, got {type(v).__name__}",
+            )
         if not v.strip():
             raise FieldProblem(label, "empty_field", "image path is empty")
         paths.append(v)
@@ -125,7 +144,9 @@ def _build(rec: Record, ctx: LoadContext, from_csv: bool = False) -> list[Safety
         sample_id = f"{ctx.source}:{split}:{ctx.path.stem}:{rec.extra['row']}"
     expected = text(d, col["expected"], required=False)
     if expected is not None and expected not in _EXPECTED:
-        raise FieldProblem(col["expected"], "bad_value", f"expected must be one of {', '.join(_EXPECTED)}, got {expected!r}")
+        raise FieldProblem(
+            col["expected"], "bad_value", f"expected must be one of {', '.join(_EXPECTED)}, got {expected!r}"
+        )
     images, root = _images(d.get(col["images"]), col["images"], ctx, from_csv)
     return [
         SafetySample(
@@ -148,6 +169,16 @@ def _build_csv(rec: Record, ctx: LoadContext) -> list[SafetySample]:
     return _build(rec, ctx, from_csv=True)
 
 
-JSONL = Adapter("jsonl", _jsonl_records, _build, "JSONL of SafetySample-named fields (field map optional)", generic=True)
-PARQUET = Adapter("parquet", _parquet_records, _build, "parquet of SafetySample-named columns; image structs cached", generic=True)
-CSV = Adapter("csv", _csv_records, _build_csv, "CSV with a header of SafetySample-named columns", generic=True)
+JSONL = Adapter(
+    "jsonl", _jsonl_records, _build, "JSONL of SafetySample-named fields (field map optional)", generic=True
+)
+PARQUET = Adapter(
+    "parquet",
+    _parquet_records,
+    _build,
+    "parquet of SafetySample-named columns; image structs cached",
+    generic=True,
+)
+CSV = Adapter(
+    "csv", _csv_records, _build_csv, "CSV with a header of SafetySample-named columns", generic=True
+)

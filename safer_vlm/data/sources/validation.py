@@ -14,7 +14,11 @@ from safer_vlm.data.schema import SafetySample
 from safer_vlm.data.sources.base import Adapter, FieldProblem, LoadContext, LoadResult, Problem, Record
 from safer_vlm.errors import DataError
 
-_PYDANTIC_REASONS = {"missing": "missing_field", "string_too_short": "empty_field", "literal_error": "bad_value"}
+_PYDANTIC_REASONS = {
+    "missing": "missing_field",
+    "string_too_short": "empty_field",
+    "literal_error": "bad_value",
+}
 
 
 class ImageChecker:
@@ -48,7 +52,10 @@ class ImageChecker:
             with Image.open(path) as im:
                 w, h = im.size
                 if w * h > self.max_pixels:
-                    return "too_many_pixels", f"image {rel!r} is {w}x{h} = {w * h} pixels, over the budget of {self.max_pixels}"
+                    return (
+                        "too_many_pixels",
+                        f"image {rel!r} is {w}x{h} = {w * h} pixels, over the budget of {self.max_pixels}",
+                    )
                 im.load()
         except Image.DecompressionBombError as exc:
             return "too_many_pixels", f"image {rel!r} refused as a decompression bomb ({exc})"
@@ -83,7 +90,9 @@ def _id_problem(samples: list[SafetySample], rec: Record, seen: dict[str, str]) 
     for s in samples:
         first = seen.get(s.id) or (f"{rec.file} record {rec.key}" if s.id in own else None)
         if first is not None:
-            return Problem(str(rec.file), rec.key, "id", "duplicate_id", f"id {s.id!r} already loaded from {first}")
+            return Problem(
+                str(rec.file), rec.key, "id", "duplicate_id", f"id {s.id!r} already loaded from {first}"
+            )
         own.add(s.id)
     return None
 
