@@ -53,6 +53,7 @@ def validate(
         field_map=parse_field_map(field_map),
         split=split,
         max_pixels=max_pixels,
+        progress=True,
     )
     for problem in result.problems:
         typer.echo(problem.line())

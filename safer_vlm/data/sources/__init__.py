@@ -55,9 +55,11 @@ def load_source(
     field_map: dict[str, str] | None = None,
     split: str | None = None,
     max_pixels: int = MAX_PIXELS,
+    progress: bool = False,
 ) -> LoadResult:
     """Load and validate one release. Bad records are skipped with a Problem line each; a wrong
-    source name, split or field map is a ConfigError, a folder that is not the release a DataError."""
+    source name, split or field map is a ConfigError, a folder that is not the release a DataError.
+    `progress` shows a live record count on a terminal."""
     if name not in SOURCES:
         raise ConfigError(f"unknown source {name!r}; valid sources: {', '.join(SOURCES)}")
     adapter = SOURCES[name]
@@ -84,7 +86,7 @@ def load_source(
         split=split,
         max_pixels=max_pixels,
     )
-    return run(adapter, ctx)
+    return run(adapter, ctx, progress=progress)
 
 
 __all__ = ["SOURCES", "Adapter", "LoadResult", "Problem", "default_image_cache", "load_source"]

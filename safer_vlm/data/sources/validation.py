@@ -4,7 +4,7 @@ full decode) and duplicate ids. A failing record becomes one Problem line; the r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -97,12 +97,28 @@ def _id_problem(samples: list[SafetySample], rec: Record, seen: dict[str, str]) 
     return None
 
 
-def run(adapter: Adapter, ctx: LoadContext) -> LoadResult:
+def _with_progress(items: Iterable[Record | Problem], label: str) -> Iterator[Record | Problem]:
+    """A live record count on stderr (terminals only): full decodes of a large release take minutes."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    columns = (SpinnerColumn(), TextColumn(f"{label}: {{task.completed}} records"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(label, total=None)
+        for item in items:
+            yield item
+            bar.advance(task)
+
+
+def run(adapter: Adapter, ctx: LoadContext, progress: bool = False) -> LoadResult:
     """Read every record through `adapter`, validate it and collect samples and problems."""
     result = LoadResult()
     checker = ImageChecker(ctx.max_pixels)
     seen_ids: dict[str, str] = {}
     items: Iterable[Record | Problem] = adapter.records(ctx)
+    if progress:
+        items = _with_progress(items, f"validating {ctx.source}")
     for item in items:
         if isinstance(item, Problem):
             result.problems.append(item)
