@@ -10,6 +10,7 @@ code that reads a real checkpoint.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 #: Special tokens, in id order (ids 0..7); names as in Qwen2.5-VL.
@@ -57,23 +58,57 @@ def _train_tokenizer(corpus: Sequence[str], vocab_size: int):
     )
 
 
-def _model_config(tokenizer, *, hidden: int, layers: int, max_positions: int):
+@dataclass(frozen=True)
+class VLMShape:
+    """Sizes of a Qwen2.5-VL: the tiny default, or a real model's shape for random-weight GPU checks."""
+
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 128
+    vision_depth: int = 2
+    vision_hidden: int = 64
+    vision_heads: int = 4
+    vision_intermediate: int = 128
+    fullatt_block_indexes: tuple[int, ...] = (1,)
+    vocab_size: int | None = None  # None: the tokenizer's size; larger pads the embedding like Qwen's
+    tie_word_embeddings: bool = False
+
+
+#: Qwen2.5-VL-3B-Instruct's published shape (text 36 x 2048, ViT 32 x 1280, vocab 151,936).
+QWEN2_5_VL_3B_SHAPE = VLMShape(
+    hidden=2048,
+    layers=36,
+    heads=16,
+    kv_heads=2,
+    intermediate=11008,
+    vision_depth=32,
+    vision_hidden=1280,
+    vision_heads=16,
+    vision_intermediate=3420,
+    fullatt_block_indexes=(7, 15, 23, 31),
+    vocab_size=151_936,
+    tie_word_embeddings=True,
+)
+
+
+def _model_config(tokenizer, *, shape: VLMShape, max_positions: int):
     """Qwen2.5-VL config built from scratch (editing a default config leaves derived fields stale)."""
     from transformers import Qwen2_5_VLConfig
 
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    heads, kv_heads = 4, 2
-    head_dim = hidden // heads
+    head_dim = shape.hidden // shape.heads
     # M-RoPE splits head_dim/2 rotary frequencies across (temporal, height, width).
     quarter = head_dim // 2 // 4
     mrope_section = [head_dim // 2 - 2 * quarter, quarter, quarter]
     text_config = {
-        "vocab_size": len(tokenizer),
-        "hidden_size": hidden,
-        "intermediate_size": 2 * hidden,
-        "num_hidden_layers": layers,
-        "num_attention_heads": heads,
-        "num_key_value_heads": kv_heads,
+        "vocab_size": max(shape.vocab_size or 0, len(tokenizer)),
+        "hidden_size": shape.hidden,
+        "intermediate_size": shape.intermediate,
+        "num_hidden_layers": shape.layers,
+        "num_attention_heads": shape.heads,
+        "num_key_value_heads": shape.kv_heads,
         "max_position_embeddings": max_positions,
         "rope_parameters": {
             "rope_type": "default",
@@ -84,18 +119,19 @@ def _model_config(tokenizer, *, hidden: int, layers: int, max_positions: int):
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],
         "use_sliding_window": False,
+        "tie_word_embeddings": shape.tie_word_embeddings,
     }
     vision_config = {
-        "depth": 2,
-        "hidden_size": hidden,
-        "intermediate_size": 2 * hidden,
-        "num_heads": 4,
+        "depth": shape.vision_depth,
+        "hidden_size": shape.vision_hidden,
+        "intermediate_size": shape.vision_intermediate,
+        "num_heads": shape.vision_heads,
         "patch_size": PATCH_SIZE,
         "spatial_merge_size": MERGE_SIZE,
         "temporal_patch_size": 2,
         "window_size": 4 * PATCH_SIZE * MERGE_SIZE,
-        "fullatt_block_indexes": [1],
-        "out_hidden_size": hidden,
+        "fullatt_block_indexes": list(shape.fullatt_block_indexes),
+        "out_hidden_size": shape.hidden,
     }
     return Qwen2_5_VLConfig(
         text_config=text_config,
@@ -104,7 +140,7 @@ def _model_config(tokenizer, *, hidden: int, layers: int, max_positions: int):
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
+        tie_word_embeddings=shape.tie_word_embeddings,
     )
 
 
@@ -116,13 +152,16 @@ def build_tiny_vlm(
     vocab_size: int = 1024,
     hidden_size: int = 64,
     num_layers: int = 2,
+    shape: VLMShape | None = None,
+    device: str = "cpu",
     min_image_pixels: int = 56 * 56,
     max_image_pixels: int = 112 * 112,
 ) -> Path:
     """Build and save a random tiny Qwen2.5-VL, its tokenizer and processor into `out_dir`.
 
     Deterministic for a given `seed` and corpus. `extra_corpus` lets the gym add its own texts to the
-    tokenizer's training data. Images are resized to between `min_image_pixels` and
+    tokenizer's training data. `shape` overrides the sizes (e.g. `QWEN2_5_VL_3B_SHAPE` for a
+    random-weight GPU check); `device` builds the weights there (bf16 off the CPU). Images are resized to between `min_image_pixels` and
     `max_image_pixels` (default: 56-112 px squares, i.e. 4-16 image tokens). Returns `out_dir`.
     """
     import torch
@@ -142,10 +181,20 @@ def build_tiny_vlm(
     )
     processor = make_processor(image_processor, tokenizer, chat_template=tokenizer.chat_template)
 
-    config = _model_config(tokenizer, hidden=hidden_size, layers=num_layers, max_positions=4096)
-    with torch.random.fork_rng(devices=[]):
+    if shape is None:
+        shape = VLMShape(
+            hidden=hidden_size,
+            layers=num_layers,
+            intermediate=2 * hidden_size,
+            vision_hidden=hidden_size,
+            vision_intermediate=2 * hidden_size,
+        )
+    config = _model_config(tokenizer, shape=shape, max_positions=4096 if shape.hidden <= 256 else 32768)
+    with torch.random.fork_rng(devices=[]), torch.device(device):
         torch.manual_seed(seed)
-        model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32)
+        model = Qwen2_5_VLForConditionalGeneration(config).to(
+            torch.float32 if device == "cpu" else torch.bfloat16
+        )
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     model.generation_config = GenerationConfig(
