@@ -403,3 +403,59 @@ def rollout_metrics(groups: list[RolloutGroup]) -> dict[str, float]:
             if vals:
                 m[f"rollout/{kind}/{part}"] = sum(vals) / len(vals)
     return m
+
+
+@dataclass
+class GroupMember:
+    """A member as a fixed-group trainer consumes it (`generation.prompt_ids` is the original
+    prompt's, logprobs NaN for corrections: see `TrainingRow`), with its verdict and reward."""
+
+    generation: Generation
+    verdict: Verdict
+    reward: RewardBreakdown | None
+    reflected: bool
+    sample: RolloutSample
+
+
+class SafetyAwareGroupRollout:
+    """The trainer-facing callable `(generator, samples, G) -> G members per prompt`.
+
+    A new `SafetyAwareRollout` is bound to each call's generator (the trainer's current policy).
+    `last_result` keeps the latest groups and metrics for logging and the trajectory log.
+    """
+
+    def __init__(
+        self, judge: Judge, rubric: Rubric, config: RolloutConfig, renderer: MessageRenderer | None = None
+    ) -> None:
+        config.require_fixed_groups("a fixed-group GRPO trainer (TRL)")
+        self.judge = judge
+        self.rubric = rubric
+        self.config = config
+        self.renderer = renderer
+        self.last_result: RolloutResult | None = None
+
+    def __call__(self, generator: Generator, samples: list[SafetySample], n: int) -> list[list[GroupMember]]:
+        rollout = SafetyAwareRollout(generator, self.judge, self.rubric, self.config, self.renderer)
+        result = rollout.run(samples, n)
+        self.last_result = result
+        rows = result.training_rows(n)
+        out = []
+        for k in range(0, len(rows), n):
+            out.append(
+                [
+                    GroupMember(
+                        generation=Generation(
+                            text=r.member.text,
+                            completion_ids=list(r.completion_ids),
+                            logprobs=None if r.logprobs is None else list(r.logprobs),
+                            prompt_ids=list(r.prompt_ids),
+                        ),
+                        verdict=r.member.verdict,
+                        reward=r.member.reward,
+                        reflected=r.member.reflected,
+                        sample=r.member,
+                    )
+                    for r in rows[k : k + n]
+                ]
+            )
+        return out

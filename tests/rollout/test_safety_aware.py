@@ -202,10 +202,8 @@ def test_verdict_unsafe_uses_flag_or_threshold():
 
 
 def test_uses_project_renderer_by_default(make_sample):
-    pytest.importorskip("safer_vlm.rollout.messages")
-    from safer_vlm.rollout.messages import build_messages
-
     from safer_vlm.rollout.base import GenRequest
+    from safer_vlm.rollout.messages import build_messages
     from safer_vlm.rollout.safety_aware import default_renderer
 
     s = make_sample("a", [U])
@@ -233,3 +231,19 @@ def test_training_rows_attribute_corrections_to_the_original_prompt(make_sample)
     append = SafetyAwareRollout(WithIds(), CountingJudge(), Rubric.default(), RolloutConfig(policy="append"), renderer=render)
     with pytest.raises(ValueError, match="3 members"):
         append.run([make_sample("a", [U, S])], 2).training_rows(2)
+
+
+def test_group_rollout_callable_for_trainers(make_sample):
+    from safer_vlm.rollout.safety_aware import SafetyAwareGroupRollout
+
+    with pytest.raises(ConfigError, match="append"):
+        SafetyAwareGroupRollout(CountingJudge(), Rubric.default(), RolloutConfig(policy="append"))
+    judge = CountingJudge()
+    group_rollout = SafetyAwareGroupRollout(judge, Rubric.default(), RolloutConfig(), renderer=render)
+    gen = ScriptedGenerator()
+    groups = group_rollout(gen, [make_sample("a", [U, U]), make_sample("b", [S, S])], 2)
+    assert [[m.reflected for m in g] for g in groups] == [[True, True], [False, False]]
+    assert all(math.isnan(x) for x in groups[0][0].generation.logprobs)
+    assert groups[0][1].generation.text == group_rollout.last_result.groups[0].members[1].text
+    assert groups[0][1].verdict.unsafe is False and groups[0][1].reward is not None
+    assert group_rollout.last_result.metrics["rollout/unsafe_rate"] == 0.5
