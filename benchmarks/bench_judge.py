@@ -22,16 +22,30 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 VERDICT = json.dumps(
-    {"safety": 8, "helpfulness": 7, "coherence": 8, "grounding": 6, "format": 10, "think_safety": 9,
-     "hallucination": False, "contradiction": False, "rationale": "ok"}
+    {
+        "safety": 8,
+        "helpfulness": 7,
+        "coherence": 8,
+        "grounding": 6,
+        "format": 10,
+        "think_safety": 9,
+        "hallucination": False,
+        "contradiction": False,
+        "rationale": "ok",
+    }
 )
 
 
 def serve(latency_s: float) -> None:
     from aiohttp import web
 
-    body = json.dumps({"id": "b", "object": "chat.completion",
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": VERDICT}}]})
+    body = json.dumps(
+        {
+            "id": "b",
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": VERDICT}}],
+        }
+    )
 
     async def handle(request: web.Request) -> web.Response:
         await request.read()
@@ -61,7 +75,10 @@ async def drive(url: str, n: int, concurrency: int) -> tuple[float, list[float],
     cfg = OpenAICompatJudgeConfig(base_url=url, model="bench", concurrency=concurrency, cache_dir=None)
     judge = OpenAICompatJudge(cfg, Rubric.default())
     items = [
-        JudgeItem(SafetySample(id=f"b{i}", source="bench", question=f"question {i}"), f"<think>t</think><answer>a {i}</answer>")
+        JudgeItem(
+            SafetySample(id=f"b{i}", source="bench", question=f"question {i}"),
+            f"<think>t</think><answer>a {i}</answer>",
+        )
         for i in range(n)
     ]
     await judge.judge(items[:concurrency])  # open the connections
@@ -85,7 +102,9 @@ def main() -> None:
         serve(args.latency_ms / 1000)
         return
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--latency-ms", str(args.latency_ms)], stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, "--serve", "--latency-ms", str(args.latency_ms)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         port = int(proc.stdout.readline())  # type: ignore[union-attr]
@@ -97,8 +116,10 @@ def main() -> None:
     rps = args.requests / elapsed
     bound = args.concurrency / (args.latency_ms / 1000)
     q = statistics.quantiles(lat, n=100)
-    print(f"openai_compat judge (aiohttp), {args.requests} requests, concurrency {args.concurrency}, "
-          f"server latency {args.latency_ms:g} ms, cache off")
+    print(
+        f"openai_compat judge (aiohttp), {args.requests} requests, concurrency {args.concurrency}, "
+        f"server latency {args.latency_ms:g} ms, cache off"
+    )
     print(f"  parsed verdicts      {ok}/{args.requests}")
     print(f"  throughput           {rps:.0f} req/s")
     print(f"  ideal bound          {bound:.0f} req/s (concurrency / latency)")

@@ -26,7 +26,13 @@ from safer_vlm.errors import ConfigError, SaferVLMError
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 #: Statuses that say the endpoint itself is misconfigured for us: no item can succeed, stop at once.
 FATAL_STATUSES = frozenset({401, 403, 404, 405})
-_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif", "BMP": "image/bmp"}
+_MIME = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+}
 
 
 class EndpointUnreachable(SaferVLMError):
@@ -134,7 +140,9 @@ class ChatClient:
 
     def __repr__(self) -> str:
         auth = "bearer" if self.__key else "none"
-        return f"ChatClient(url={self.url!r}, model={self.model!r}, concurrency={self.concurrency}, auth={auth})"
+        return (
+            f"ChatClient(url={self.url!r}, model={self.model!r}, concurrency={self.concurrency}, auth={auth})"
+        )
 
     def _redact(self, text: str) -> str:
         return text.replace(self.__key, "***") if self.__key else text
@@ -166,7 +174,11 @@ class ChatClient:
 
     async def aclose(self) -> None:
         """Close the session of the current loop (call once when done)."""
-        if self._session is not None and not self._session.closed and self._loop is asyncio.get_running_loop():
+        if (
+            self._session is not None
+            and not self._session.closed
+            and self._loop is asyncio.get_running_loop()
+        ):
             await self._session.close()
         self._session = None
 
@@ -209,7 +221,9 @@ class ChatClient:
         """One POST: (texts, _, _) on success, else (None, why, Retry-After seconds if given)."""
         started = time.perf_counter()
         try:
-            async with session.post(self.url, data=body, timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as resp:
+            async with session.post(
+                self.url, data=body, timeout=aiohttp.ClientTimeout(total=self.timeout_s)
+            ) as resp:
                 status = resp.status
                 raw = await resp.read()
                 retry_after = resp.headers.get("Retry-After")

@@ -9,7 +9,14 @@ from safer_vlm.judge.rubric import Rubric, SafetyGate
 from safer_vlm.reward import compose_reward
 
 R = Rubric.default()
-SCORES = {"safety": 0.9, "helpfulness": 0.8, "coherence": 0.7, "grounding": 0.6, "format": 1.0, "think_safety": 0.3}
+SCORES = {
+    "safety": 0.9,
+    "helpfulness": 0.8,
+    "coherence": 0.7,
+    "grounding": 0.6,
+    "format": 1.0,
+    "think_safety": 0.3,
+}
 
 
 def verdict(penalties=None, **scores):

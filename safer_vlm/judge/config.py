@@ -31,8 +31,12 @@ class OpenAICompatJudgeConfig(_JudgeBase):
     backend: Literal["openai_compat"] = "openai_compat"
     base_url: str = Field(description="endpoint root including /v1, e.g. http://127.0.0.1:8000/v1")
     model: str = Field(min_length=1, description="model name the server expects")
-    judge_id: str | None = Field(None, description="id recorded in verdicts and cache keys; default openai:<model>")
-    api_key_env: str | None = Field(None, description="NAME of the env var holding the API key (never the key)")
+    judge_id: str | None = Field(
+        None, description="id recorded in verdicts and cache keys; default openai:<model>"
+    )
+    api_key_env: str | None = Field(
+        None, description="NAME of the env var holding the API key (never the key)"
+    )
     concurrency: int = Field(64, ge=1, description="requests in flight at once")
     timeout_s: float = Field(30.0, gt=0, description="per-request timeout")
     max_retries: int = Field(5, ge=0, description="retries per request after the first attempt")
@@ -41,10 +45,14 @@ class OpenAICompatJudgeConfig(_JudgeBase):
     unreachable_cooldown_s: float = Field(
         60.0, ge=0, description="after one request spends its retries, others fail at once for this long"
     )
-    cache_dir: Path | None = Field(None, description="on-disk reply cache (relative to this file); none = off")
+    cache_dir: Path | None = Field(
+        None, description="on-disk reply cache (relative to this file); none = off"
+    )
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(512, ge=1)
-    extra_body: dict[str, Any] = Field(default_factory=dict, description="extra request fields (e.g. response_format)")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="extra request fields (e.g. response_format)"
+    )
 
     @field_validator("api_key_env")
     @classmethod

@@ -109,7 +109,10 @@ class EnsembleJudge:
             values = [v.scores[criterion] for v in ok.values() if criterion in v.scores]
             if values:
                 scores[criterion] = _merge(values, self.combine)
-        penalties = {p: _vote([v.penalties.get(p, False) for v in ok.values()], self.unsafe_vote) for p in self.rubric.penalties}
+        penalties = {
+            p: _vote([v.penalties.get(p, False) for v in ok.values()], self.unsafe_vote)
+            for p in self.rubric.penalties
+        }
         flags = {n: v.unsafe for n, v in ok.items() if v.unsafe is not None}
         if flags:
             unsafe: bool | None = _vote(list(flags.values()), self.unsafe_vote)

@@ -18,7 +18,10 @@ def build_judge(cfg: object, rubric: Rubric) -> Judge:
     if isinstance(cfg, RulesJudgeConfig):
         from safer_vlm.judge.rules import RuleJudge
 
-        return RuleJudge(rubric)
+        try:
+            return RuleJudge(rubric)
+        except ValueError as exc:
+            raise ConfigError(f"judge backend 'rules': {exc}") from None
     if isinstance(cfg, OpenAICompatJudgeConfig):
         from safer_vlm.judge.openai_compat import OpenAICompatJudge
 

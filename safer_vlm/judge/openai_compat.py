@@ -38,7 +38,9 @@ def error_verdict(judge_id: str, kind: str, reason: str) -> Verdict:
 class OpenAICompatJudge:
     """Judges each item with one chat request (images as base64 data URLs), through the reply cache."""
 
-    def __init__(self, cfg: OpenAICompatJudgeConfig, rubric: Rubric, client: ChatClient | None = None) -> None:
+    def __init__(
+        self, cfg: OpenAICompatJudgeConfig, rubric: Rubric, client: ChatClient | None = None
+    ) -> None:
         self.cfg = cfg
         self.rubric = rubric
         self.judge_id = cfg.judge_id or f"openai:{cfg.model}"

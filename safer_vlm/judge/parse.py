@@ -108,7 +108,9 @@ def _verdict_from(obj: dict[str, Any], rubric: Rubric, raw: str, judge_id: str) 
     if missing:
         raise _Invalid(f"missing criteria {missing}")
     scores = {c: rubric.normalise(_number(c, flat[c], rubric)) for c in rubric.scored_criteria}
-    penalties = {p: _flag(p, flat[p]) if p in flat and flat[p] is not None else False for p in rubric.penalties}
+    penalties = {
+        p: _flag(p, flat[p]) if p in flat and flat[p] is not None else False for p in rubric.penalties
+    }
     if "unsafe" in flat and flat["unsafe"] is not None:
         unsafe = _flag("unsafe", flat["unsafe"])
     elif "safety" in scores:

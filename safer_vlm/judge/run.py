@@ -41,9 +41,7 @@ class InputFile:
     problems: list[str] = field(default_factory=list)
 
 
-def read_judge_input(
-    path: Path, check: Callable[[dict[str, Any]], str | None] | None = None
-) -> InputFile:
+def read_judge_input(path: Path, check: Callable[[dict[str, Any]], str | None] | None = None) -> InputFile:
     """Read `path` (JSONL). Images are relative to its folder and may not escape it. A bad line gives
     one message naming file, line and field, and is skipped; `check(record)` may add a field check."""
     path = Path(path)
@@ -73,7 +71,9 @@ def read_judge_input(
                 out.problems.append(f"{where}: field '{name}': {err['msg']}; line skipped")
                 continue
             if rec.id in seen:
-                out.problems.append(f"{where}: field 'id': duplicate id {rec.id!r} (first on line {seen[rec.id]}); line skipped")
+                out.problems.append(
+                    f"{where}: field 'id': duplicate id {rec.id!r} (first on line {seen[rec.id]}); line skipped"
+                )
                 continue
             problem = _image_problem(root, rec.images)
             if problem is None and check is not None:
@@ -123,7 +123,9 @@ async def judge_all(
         async with slots:
             verdicts = await judge.judge(batch)
         if len(verdicts) != len(batch):
-            raise RuntimeError(f"judge {judge.judge_id!r} returned {len(verdicts)} verdicts for {len(batch)} items")
+            raise RuntimeError(
+                f"judge {judge.judge_id!r} returned {len(verdicts)} verdicts for {len(batch)} items"
+            )
         results[index] = verdicts
         if on_done is not None:
             on_done(len(batch))

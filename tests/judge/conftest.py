@@ -22,6 +22,10 @@ def rubric() -> Rubric:
     return Rubric.default()
 
 
-def make_item(n: int, response: str = "<think>fine</think><answer>ok</answer>", images=(), root=None) -> JudgeItem:
-    sample = SafetySample(id=f"s{n}", source="test", question=f"question n={n}", images=list(images), root=root)
+def make_item(
+    n: int, response: str = "<think>fine</think><answer>ok</answer>", images=(), root=None
+) -> JudgeItem:
+    sample = SafetySample(
+        id=f"s{n}", source="test", question=f"question n={n}", images=list(images), root=root
+    )
     return JudgeItem(sample=sample, response=response)

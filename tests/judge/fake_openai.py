@@ -81,10 +81,15 @@ class FakeServer:
                 request.transport.close()
                 raise asyncio.CancelledError
         n_match = _N.search(text)
-        content = self.reply if self.reply is not None else verdict_json(int(n_match.group(1)) if n_match else 0)
+        content = (
+            self.reply if self.reply is not None else verdict_json(int(n_match.group(1)) if n_match else 0)
+        )
         n = int(payload.get("n", 1))
         choices = [
-            {"index": i, "message": {"role": "assistant", "content": content if n == 1 else f"{content} #{i}"}}
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": content if n == 1 else f"{content} #{i}"},
+            }
             for i in range(n)
         ]
         return web.json_response({"id": "x", "object": "chat.completion", "choices": choices})

@@ -55,12 +55,25 @@ def test_judge_writes_every_valid_id_in_order_and_reports_bad_lines(server, tmp_
     ]
     inp = write_jsonl(tmp_path / "items.jsonl", rows)
     out = tmp_path / "verdicts.jsonl"
-    main(["judge", "--judge", str(write_judge_yaml(tmp_path / "j.yaml", server.url)), "--input", str(inp), "--output", str(out)])
+    main(
+        [
+            "judge",
+            "--judge",
+            str(write_judge_yaml(tmp_path / "j.yaml", server.url)),
+            "--input",
+            str(inp),
+            "--output",
+            str(out),
+        ]
+    )
     got = read_jsonl(out)
     assert [r["id"] for r in got] == ["id3", "id1", "id7"]
     assert all(r["parse_ok"] and isinstance(r["reward"], float) for r in got)
     assert got[0]["scores"]["safety"] == pytest.approx(3 / 9) and got[0]["gated"] is True
-    assert got[2]["penalties"]["contradiction"] is True and got[2]["reward_parts"]["penalty/contradiction"] == 0.3
+    assert (
+        got[2]["penalties"]["contradiction"] is True
+        and got[2]["reward_parts"]["penalty/contradiction"] == 0.3
+    )
     err = capsys.readouterr()
     bad = [line for line in err.err.splitlines() if "line skipped" in line]
     assert len(bad) == 5
@@ -69,14 +82,26 @@ def test_judge_writes_every_valid_id_in_order_and_reports_bad_lines(server, tmp_
     assert f"{inp}:4: field 'images'" in bad[2] and "escapes" in bad[2]
     assert f"{inp}:5: field 'images'" in bad[3] and "not found" in bad[3]
     assert f"{inp}:7: field 'id': duplicate id 'id3' (first on line 1)" in bad[4]
-    assert err.out.strip().splitlines()[-1].endswith("3 judged, ok 3, parse failures 0, errors 0, skipped input lines 5")
+    assert (
+        err.out.strip()
+        .splitlines()[-1]
+        .endswith("3 judged, ok 3, parse failures 0, errors 0, skipped input lines 5")
+    )
 
 
 def test_judge_refuses_to_overwrite(server, tmp_path, capsys):
     inp = write_jsonl(tmp_path / "items.jsonl", [record(1)])
     out = tmp_path / "verdicts.jsonl"
     out.write_text("precious\n")
-    args = ["judge", "--judge", str(write_judge_yaml(tmp_path / "j.yaml", server.url)), "--input", str(inp), "--output", str(out)]
+    args = [
+        "judge",
+        "--judge",
+        str(write_judge_yaml(tmp_path / "j.yaml", server.url)),
+        "--input",
+        str(inp),
+        "--output",
+        str(out),
+    ]
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 2 and "--overwrite" in capsys.readouterr().err
@@ -89,7 +114,17 @@ def test_parse_failures_are_counted_and_exit_zero(server, tmp_path, capsys):
     server.reply = "looks fine to me"
     inp = write_jsonl(tmp_path / "items.jsonl", [record(1), record(2)])
     out = tmp_path / "v.jsonl"
-    main(["judge", "--judge", str(write_judge_yaml(tmp_path / "j.yaml", server.url)), "--input", str(inp), "--output", str(out)])
+    main(
+        [
+            "judge",
+            "--judge",
+            str(write_judge_yaml(tmp_path / "j.yaml", server.url)),
+            "--input",
+            str(inp),
+            "--output",
+            str(out),
+        ]
+    )
     got = read_jsonl(out)
     assert [r["parse_ok"] for r in got] == [False, False] and [r["reward"] for r in got] == [None, None]
     assert "ok 0, parse failures 2, errors 0" in capsys.readouterr().out
@@ -99,23 +134,38 @@ def test_unreachable_endpoint_fails_clearly_and_rerun_resumes_from_cache(server,
     rows = [record(i) for i in range(6)] + [record(6, response="FAULT:500x3")]
     inp = write_jsonl(tmp_path / "items.jsonl", rows)
     out = tmp_path / "v.jsonl"
-    args = ["judge", "--judge", str(write_judge_yaml(tmp_path / "j.yaml", server.url)), "--input", str(inp), "--output", str(out)]
+    args = [
+        "judge",
+        "--judge",
+        str(write_judge_yaml(tmp_path / "j.yaml", server.url)),
+        "--input",
+        str(inp),
+        "--output",
+        str(out),
+    ]
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code != 0 and not out.exists()
     message = capsys.readouterr().err.strip().splitlines()[-1]
-    assert message.startswith("error: judge endpoint unreachable") and "rerun the same command to resume" in message
+    assert (
+        message.startswith("error: judge endpoint unreachable")
+        and "rerun the same command to resume" in message
+    )
     assert "6 of 7 judged" in message
     hits_before = server.total_hits  # 6 healthy + 2 attempts on the failing item
     assert hits_before == 8
     main(args)
-    assert server.total_hits == hits_before + 2  # only the failed item is asked again (fails once more, then ok)
+    assert (
+        server.total_hits == hits_before + 2
+    )  # only the failed item is asked again (fails once more, then ok)
     assert [r["id"] for r in read_jsonl(out)] == [f"id{i}" for i in range(7)]
 
 
 def test_missing_config_and_input_are_one_line_errors(server, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["judge", "--judge", str(tmp_path / "nope.yaml"), "--input", "x", "--output", str(tmp_path / "o")])
+        main(
+            ["judge", "--judge", str(tmp_path / "nope.yaml"), "--input", "x", "--output", str(tmp_path / "o")]
+        )
     assert exc.value.code == 2 and "config file not found" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("backend: openai_compat\nbase_url: http://x/v1\nmodel: m\nconcurency: 3\n")
@@ -130,7 +180,17 @@ def test_calibrate_reports_accuracy_kappa_and_confusion(server, tmp_path, capsys
     rows = [record(n, label_unsafe=lab) for n, lab in labels.items()] + [record(8, label_unsafe="yes")]
     inp = write_jsonl(tmp_path / "labelled.jsonl", rows)
     report_path = tmp_path / "report.json"
-    main(["judge-calibrate", "--judge", str(write_judge_yaml(tmp_path / "j.yaml", server.url)), "--input", str(inp), "--json", str(report_path)])
+    main(
+        [
+            "judge-calibrate",
+            "--judge",
+            str(write_judge_yaml(tmp_path / "j.yaml", server.url)),
+            "--input",
+            str(inp),
+            "--json",
+            str(report_path),
+        ]
+    )
     report = json.loads(report_path.read_text())
     assert (report["tp"], report["fp"], report["fn"], report["tn"]) == (2, 1, 1, 2)
     assert report["accuracy"] == pytest.approx(4 / 6)

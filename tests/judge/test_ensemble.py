@@ -44,14 +44,17 @@ def test_score_combination(rubric, combine, expected):
     assert v.scores["helpfulness"] == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("vote, flags, expected", [
-    ("majority", [True, True, False], True),
-    ("majority", [True, False, False], False),
-    ("majority", [True, False], True),  # tie counts as unsafe
-    ("any", [False, False, True], True),
-    ("all", [True, True, False], False),
-    ("all", [True, True], True),
-])
+@pytest.mark.parametrize(
+    "vote, flags, expected",
+    [
+        ("majority", [True, True, False], True),
+        ("majority", [True, False, False], False),
+        ("majority", [True, False], True),  # tie counts as unsafe
+        ("any", [False, False, True], True),
+        ("all", [True, True, False], False),
+        ("all", [True, True], True),
+    ],
+)
 def test_unsafe_and_penalty_votes(rubric, vote, flags, expected):
     members = [Scripted(f"j{i}", [ok(0.5, unsafe=f, hallucination=f)]) for i, f in enumerate(flags)]
     (v,) = run(EnsembleJudge(members, rubric, unsafe_vote=vote))
@@ -96,7 +99,11 @@ def test_no_member_parsed_is_a_failure(rubric):
 
 def test_unreachable_members_propagate(rubric):
     down = error_verdict("j0", "unreachable", "http://x unreachable after 5 retries")
-    (v,) = run(EnsembleJudge([Scripted("j0", [down]), Scripted("j1", [Verdict.parse_failure("", "j1", "x")])], rubric))
+    (v,) = run(
+        EnsembleJudge(
+            [Scripted("j0", [down]), Scripted("j1", [Verdict.parse_failure("", "j1", "x")])], rubric
+        )
+    )
     assert not v.parse_ok and v.error and v.extra["error_kind"] == "unreachable"
     (v,) = run(EnsembleJudge([Scripted("j0", [down]), Scripted("j1", [ok(0.9)])], rubric))
     assert v.parse_ok and v.extra["unreachable_members"] == ["j0"]

@@ -43,7 +43,15 @@ def run(judge, items):
 
 
 def test_every_fault_recovers_nothing_lost_or_duplicated(server, rubric):
-    faults = ["", "FAULT:500x2", "FAULT:429x2", "FAULT:slowx1", "FAULT:malformedx2", "FAULT:nochoicesx1", "FAULT:dropx2"]
+    faults = [
+        "",
+        "FAULT:500x2",
+        "FAULT:429x2",
+        "FAULT:slowx1",
+        "FAULT:malformedx2",
+        "FAULT:nochoicesx1",
+        "FAULT:dropx2",
+    ]
     items = [make_item(i, response=f"answer {faults[i % len(faults)]}") for i in range(35)]
     judge = make_judge(server, rubric)
     verdicts = run(judge, items)
@@ -76,7 +84,9 @@ def test_dead_endpoint_costs_one_budget_not_one_per_item(rubric):
     url = srv.url
     srv.stop()  # nothing listens on the port any more
     judge = OpenAICompatJudge(
-        OpenAICompatJudgeConfig(base_url=url, model="m", concurrency=2, max_retries=2, backoff_s=0.01, backoff_max_s=0.02),
+        OpenAICompatJudgeConfig(
+            base_url=url, model="m", concurrency=2, max_retries=2, backoff_s=0.01, backoff_max_s=0.02
+        ),
         rubric,
     )
     verdicts = run(judge, [make_item(i) for i in range(20)])
@@ -125,8 +135,12 @@ def test_parse_failure_is_recorded_not_retried(server, rubric):
 def test_api_key_sent_as_bearer_and_never_leaks(server, rubric, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("JUDGE_TEST_KEY", SECRET)
     caplog.set_level(logging.DEBUG)
-    judge = make_judge(server, rubric, tmp_path, api_key_env="JUDGE_TEST_KEY", max_retries=1, unreachable_cooldown_s=0)
-    verdicts = run(judge, [make_item(1), make_item(2, response="FAULT:500x99"), make_item(3, response="FAULT:400x9")])
+    judge = make_judge(
+        server, rubric, tmp_path, api_key_env="JUDGE_TEST_KEY", max_retries=1, unreachable_cooldown_s=0
+    )
+    verdicts = run(
+        judge, [make_item(1), make_item(2, response="FAULT:500x99"), make_item(3, response="FAULT:400x9")]
+    )
     assert set(server.auth) == {f"Bearer {SECRET}"}
     texts = [repr(judge), repr(judge.client), str(judge.cfg), caplog.text]
     texts += [json.dumps(v.to_dict()) for v in verdicts]
@@ -167,7 +181,9 @@ def test_images_go_as_data_urls_and_their_content_keys_the_cache(server, rubric,
 
 def test_unreadable_image_is_an_input_error_verdict(server, rubric, tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    verdicts = run(make_judge(server, rubric), [make_item(1, images=["bad.png"], root=tmp_path), make_item(2)])
+    verdicts = run(
+        make_judge(server, rubric), [make_item(1, images=["bad.png"], root=tmp_path), make_item(2)]
+    )
     assert verdicts[0].extra["error_kind"] == "input" and verdicts[1].parse_ok
     assert server.total_hits == 1
 

@@ -26,7 +26,11 @@ def obj(**over):
 def test_plain_object_normalises_scores():
     v = parse_verdict(json.dumps(obj(rationale="fine")), R, "j")
     assert v.parse_ok and v.judge_id == "j" and v.rationale == "fine"
-    assert v.scores["safety"] == pytest.approx(7 / 9) and v.scores["format"] == 1.0 and v.scores["think_safety"] == 0.0
+    assert (
+        v.scores["safety"] == pytest.approx(7 / 9)
+        and v.scores["format"] == 1.0
+        and v.scores["think_safety"] == 0.0
+    )
     assert v.penalties == {"hallucination": False, "contradiction": False}  # missing flags = not fired
     assert v.unsafe is False
 
@@ -47,9 +51,22 @@ def test_object_found_in_fences_and_prose(wrap):
 
 
 def test_keys_any_case_and_numbers_as_strings():
-    text = json.dumps({"SAFETY": "8", "Helpfulness": " 7 ", "coherence": 6.0, "Grounding": "5/10", "Format": 10, "Think Safety": "1"})
+    text = json.dumps(
+        {
+            "SAFETY": "8",
+            "Helpfulness": " 7 ",
+            "coherence": 6.0,
+            "Grounding": "5/10",
+            "Format": 10,
+            "Think Safety": "1",
+        }
+    )
     v = parse_verdict(text, R)
-    assert v.parse_ok and v.scores["helpfulness"] == pytest.approx(6 / 9) and v.scores["grounding"] == pytest.approx(4 / 9)
+    assert (
+        v.parse_ok
+        and v.scores["helpfulness"] == pytest.approx(6 / 9)
+        and v.scores["grounding"] == pytest.approx(4 / 9)
+    )
 
 
 def test_nested_scores_object():
@@ -84,8 +101,14 @@ def test_unsafe_derived_from_safety_when_not_given():
         (json.dumps(obj(safety=0)), "outside"),
         (json.dumps(obj(safety="11")), "outside"),
         (json.dumps(obj(safety=-3)), "outside"),
-        ('{"safety": NaN, "helpfulness": 7, "coherence": 6, "grounding": 5, "format": 10, "think_safety": 1}', "finite"),
-        ('{"safety": Infinity, "helpfulness": 7, "coherence": 6, "grounding": 5, "format": 10, "think_safety": 1}', "finite"),
+        (
+            '{"safety": NaN, "helpfulness": 7, "coherence": 6, "grounding": 5, "format": 10, "think_safety": 1}',
+            "finite",
+        ),
+        (
+            '{"safety": Infinity, "helpfulness": 7, "coherence": 6, "grounding": 5, "format": 10, "think_safety": 1}',
+            "finite",
+        ),
         (json.dumps(obj(safety="nan")), "not a number"),
         (json.dumps(obj(safety="seven")), "not a number"),
         (json.dumps(obj(safety=True)), "expected a number"),
@@ -145,7 +168,10 @@ def test_never_raises_on_random_and_adversarial_strings():
         if rng.random() < 0.5:
             s = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200)))
         else:
-            s = "".join(rng.choice(pieces + [json.dumps(obj())[: rng.randint(0, 90)]]) for _ in range(rng.randint(0, 30)))
+            s = "".join(
+                rng.choice(pieces + [json.dumps(obj())[: rng.randint(0, 90)]])
+                for _ in range(rng.randint(0, 30))
+            )
         v = parse_verdict(s, R)
         assert isinstance(v.parse_ok, bool)
         if v.parse_ok:  # a score only ever comes from a complete, valid object
@@ -153,6 +179,8 @@ def test_never_raises_on_random_and_adversarial_strings():
 
 
 def test_custom_rubric_scale_and_criteria():
-    rubric = Rubric(criteria={"safety": 1.0}, report_only=[], scale_min=0, scale_max=4, penalties={"leak": 0.5})
+    rubric = Rubric(
+        criteria={"safety": 1.0}, report_only=[], scale_min=0, scale_max=4, penalties={"leak": 0.5}
+    )
     v = parse_verdict('{"safety": 3, "leak": "yes"}', rubric)
     assert v.parse_ok and v.scores == {"safety": 0.75} and v.penalties == {"leak": True}
