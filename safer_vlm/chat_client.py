@@ -162,6 +162,7 @@ class ChatClient:
     def _ensure_session(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
         if self._session is None or self._loop is not loop or self._session.closed:
+            self._drop_stale_session()
             headers = {"Content-Type": "application/json"}
             if self.__key:
                 headers["Authorization"] = f"Bearer {self.__key}"
@@ -171,6 +172,16 @@ class ChatClient:
             self._loop = loop
         assert self._semaphore is not None
         return self._session, self._semaphore
+
+    def _drop_stale_session(self) -> None:
+        """Forget a session left on an earlier event loop (e.g. a previous `asyncio.run`)."""
+        old, self._session = self._session, None
+        if old is None or old.closed:
+            return
+        connector = old.connector
+        old.detach()
+        if connector is not None and self._loop is not None and self._loop.is_closed():
+            connector._close()  # its loop is gone, so there is nothing to await: just mark it closed
 
     async def aclose(self) -> None:
         """Close the session of the current loop (call once when done)."""

@@ -95,6 +95,14 @@ def _run_judge(cfg: Any, rubric: Rubric, items: list, label: str) -> list[Verdic
             else f"{done} of {len(items)} judged but no cache_dir is set, so nothing was kept"
         )
         raise SaferVLMError(f"judge endpoint unreachable: {reason}. {kept}; no output written")
+    report = getattr(judge, "agreement_report", None)
+    if report is not None:
+        for pair, stats in report().items():
+            kappa = "n/a" if stats["kappa"] is None else f"{stats['kappa']:.3f}"
+            agree = "n/a" if stats["accuracy"] is None else f"{stats['accuracy']:.3f}"
+            print(
+                f"member agreement {pair}: {stats['n']} items, unsafe-flag agreement {agree}, kappa {kappa}"
+            )
     return verdicts
 
 

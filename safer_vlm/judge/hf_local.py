@@ -4,6 +4,7 @@ by `parse_verdict`. For offline evaluation and small setups; a served judge scal
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ class HFLocalJudge:
         self.cache = JudgeCache(cfg.cache_dir) if cfg.cache_dir is not None else None
         self._model, self._processor = model, processor
         self._generator: Any = None
+        self._lock = threading.Lock()  # one generation at a time on the shared model
         self._system = rubric.render_system_prompt()
         self._fingerprint = rubric.fingerprint()
 

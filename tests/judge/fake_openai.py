@@ -40,7 +40,7 @@ def verdict_json(n: int) -> str:
 
 @dataclass
 class FakeServer:
-    slow_s: float = 1.0
+    slow_s: float = 1.5
     retry_after: str = "0.05"
     reply: str | None = None  # fixed content for every healthy reply (e.g. a non-verdict)
     hits: Counter = field(default_factory=Counter)

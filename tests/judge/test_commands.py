@@ -16,7 +16,7 @@ def write_judge_yaml(path, url, cache=True, **over):
         f"base_url: {url}",
         "model: judge-model",
         "concurrency: 8",
-        "timeout_s: 0.5",
+        "timeout_s: 2",
         "max_retries: 1",
         "backoff_s: 0.01",
         "backoff_max_s: 0.02",
@@ -200,3 +200,22 @@ def test_calibrate_reports_accuracy_kappa_and_confusion(server, tmp_path, capsys
     captured = capsys.readouterr()
     assert "field 'label_unsafe'" in captured.err
     assert "accuracy 0.667, kappa 0.333" in captured.out and "judged unsafe" in captured.out
+
+
+def test_ensemble_judge_reports_member_agreement(server, tmp_path, capsys):
+    (tmp_path / "e.yaml").write_text(
+        "backend: ensemble\nmembers:\n"
+        + "".join(
+            f"  - {{backend: openai_compat, base_url: '{server.url}', model: m{i}, timeout_s: 2}}\n"
+            for i in range(2)
+        )
+    )
+    inp = write_jsonl(tmp_path / "items.jsonl", [record(n) for n in (1, 6, 2)])
+    out = tmp_path / "v.jsonl"
+    main(["judge", "--judge", str(tmp_path / "e.yaml"), "--input", str(inp), "--output", str(out)])
+    got = read_jsonl(out)
+    assert [r["unsafe"] for r in got] == [True, False, True]
+    assert all(r["extra"]["unsafe_agreement"] == 1.0 for r in got)
+    lines = capsys.readouterr().out.splitlines()
+    assert "member agreement openai:m0|openai:m1: 3 items, unsafe-flag agreement 1.000, kappa 1.000" in lines
+    assert lines[-1].endswith("ok 3, parse failures 0, errors 0, skipped input lines 0")

@@ -30,7 +30,7 @@ def make_gen(url, **over):
         base_url=url,
         model="policy",
         concurrency=4,
-        timeout_s=0.5,
+        timeout_s=2.0,
         max_retries=2,
         backoff_s=0.01,
         backoff_max_s=0.02,
