@@ -1,0 +1,152 @@
+"""Several judges on every item, merged into one verdict, with their agreement recorded: the
+answer to "everything rests on one judge"."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+from typing import Literal
+
+from safer_vlm.judge.agreement import Confusion, pairwise_agreement
+from safer_vlm.judge.base import Judge, JudgeItem, Verdict
+from safer_vlm.judge.rubric import Rubric
+
+Combine = Literal["mean", "min", "majority"]
+Vote = Literal["majority", "any", "all"]
+
+
+def _vote(flags: list[bool], rule: Vote) -> bool:
+    if rule == "any":
+        return any(flags)
+    if rule == "all":
+        return all(flags)
+    return 2 * sum(flags) >= len(flags)  # a tie counts as set: the cautious reading
+
+
+def _merge(values: list[float], rule: Combine) -> float:
+    if rule == "min":
+        return min(values)
+    if rule == "majority":
+        return float(statistics.median(values))
+    return sum(values) / len(values)
+
+
+class EnsembleJudge:
+    """Runs every member on the batch concurrently and merges per item.
+
+    Scores: per criterion, `combine` (mean | min | majority = median) over the members that parsed.
+    Flags (`unsafe`, penalties): `unsafe_vote` (majority, ties set | any | all) over those members.
+    `extra` records each member's unsafe flag, the item's pairwise unsafe agreement, the batch's
+    pairwise Cohen's kappa, and members that failed. No member parsed -> parse failure (or, when
+    members failed to reach their endpoints, an error verdict with `error_kind` "unreachable").
+    """
+
+    def __init__(
+        self,
+        members: list[Judge],
+        rubric: Rubric,
+        combine: Combine = "mean",
+        unsafe_vote: Vote = "majority",
+        judge_id: str | None = None,
+    ) -> None:
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = members
+        self.rubric = rubric
+        self.combine = combine
+        self.unsafe_vote = unsafe_vote
+        names: list[str] = []
+        for i, m in enumerate(members):
+            names.append(m.judge_id if m.judge_id not in names else f"{m.judge_id}#{i}")
+        self.member_ids = names
+        self.judge_id = judge_id or f"ensemble[{combine}]({','.join(names)})"
+        self._pair_counts = {pair: Confusion() for pair in itertools.combinations(names, 2)}
+
+    async def _run_member(self, member: Judge, batch: list[JudgeItem]) -> list[Verdict]:
+        try:
+            verdicts = await member.judge(batch)
+            if len(verdicts) != len(batch):
+                raise RuntimeError(f"returned {len(verdicts)} verdicts for {len(batch)} items")
+            return verdicts
+        except Exception as exc:  # a member that breaks its contract fails its items, not the ensemble
+            reason = f"judge {member.judge_id!r} failed: {type(exc).__name__}: {exc}"
+            return [Verdict.transport_failure(member.judge_id, reason) for _ in batch]
+
+    async def judge(self, batch: list[JudgeItem]) -> list[Verdict]:
+        """One merged verdict per item, in order."""
+        per_member = await asyncio.gather(*(self._run_member(m, batch) for m in self.members))
+        batch_pairs = {pair: Confusion() for pair in self._pair_counts}
+        merged = []
+        for i in range(len(batch)):
+            members = dict(zip(self.member_ids, (vs[i] for vs in per_member), strict=True))
+            for (a, b), conf in batch_pairs.items():
+                va, vb = members[a], members[b]
+                if va.parse_ok and vb.parse_ok and va.unsafe is not None and vb.unsafe is not None:
+                    conf.add(va.unsafe, vb.unsafe)
+                    self._pair_counts[(a, b)].add(va.unsafe, vb.unsafe)
+            merged.append(self._merge_item(members))
+        kappas = {f"{a}|{b}": conf.kappa for (a, b), conf in batch_pairs.items()}
+        for verdict in merged:
+            verdict.extra["batch_kappa"] = kappas
+        return merged
+
+    def _merge_item(self, members: dict[str, Verdict]) -> Verdict:
+        ok = {name: v for name, v in members.items() if v.parse_ok}
+        failed = {name: (v.error or v.rationale) for name, v in members.items() if not v.parse_ok}
+        unreachable = [n for n, v in members.items() if v.extra.get("error_kind") == "unreachable"]
+        if not ok:
+            reason = "no member parsed: " + "; ".join(f"{n}: {r}" for n, r in failed.items())
+            if any(v.error is not None for v in members.values()):
+                verdict = Verdict.transport_failure(self.judge_id, reason)
+                verdict.extra["error_kind"] = "unreachable" if unreachable else "member_errors"
+            else:
+                verdict = Verdict.parse_failure("", self.judge_id, reason)
+            verdict.extra["member_failures"] = failed
+            return verdict
+        scores = {}
+        for criterion in self.rubric.scored_criteria:
+            values = [v.scores[criterion] for v in ok.values() if criterion in v.scores]
+            if values:
+                scores[criterion] = _merge(values, self.combine)
+        penalties = {
+            p: _vote([v.penalties.get(p, False) for v in ok.values()], self.unsafe_vote)
+            for p in self.rubric.penalties
+        }
+        flags = {n: v.unsafe for n, v in ok.items() if v.unsafe is not None}
+        if flags:
+            unsafe: bool | None = _vote(list(flags.values()), self.unsafe_vote)
+        elif "safety" in scores:
+            unsafe = scores["safety"] < self.rubric.unsafe_threshold
+        else:
+            unsafe = None
+        verdict = Verdict(
+            parse_ok=True,
+            scores=scores,
+            penalties=penalties,
+            unsafe=unsafe,
+            rationale=" | ".join(f"{n}: {v.rationale}" for n, v in ok.items() if v.rationale),
+            judge_id=self.judge_id,
+        )
+        verdict.extra.update(
+            {
+                "members_parsed": len(ok),
+                "member_unsafe": {n: members[n].unsafe for n in self.member_ids},
+                "unsafe_agreement": pairwise_agreement(list(flags.values())),
+            }
+        )
+        if failed:
+            verdict.extra["member_failures"] = failed
+        if unreachable:
+            verdict.extra["unreachable_members"] = unreachable
+        return verdict
+
+    def agreement_report(self) -> dict[str, dict[str, object]]:
+        """Pairwise unsafe-flag agreement and Cohen's kappa over everything judged so far."""
+        return {f"{a}|{b}": conf.to_dict() for (a, b), conf in self._pair_counts.items()}
+
+    async def aclose(self) -> None:
+        for m in self.members:
+            closer = getattr(m, "aclose", None)
+            if closer is not None:
+                await closer()

@@ -1,0 +1,163 @@
+"""Judge reply -> Verdict: find the JSON object in whatever the judge wrote, validate it against the
+rubric, and turn anything unreadable into a recorded parse failure (never a guessed score)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from safer_vlm.judge.base import Verdict
+from safer_vlm.judge.rubric import Rubric
+
+#: Only this many characters of a reply are searched for the verdict object (and kept as `raw`);
+#: a judge that writes more than this has degenerated, and a many-MB body must not cost seconds.
+MAX_SEARCH_CHARS = 64 * 1024
+#: At most this many `{` positions are tried as object starts (bounds adversarial `{{{{...` input).
+MAX_OBJECT_STARTS = 256
+
+_FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n?(.*?)```", re.DOTALL)
+_NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:/\s*(\d+(?:\.\d*)?))?\s*$")
+_TRUE = {"true", "yes", "y", "1"}
+_FALSE = {"false", "no", "n", "0"}
+_RATIONALE_KEYS = ("rationale", "reason", "reasoning", "explanation")
+_NESTED_SCORE_KEYS = ("scores", "criteria")
+_DECODER = json.JSONDecoder()
+
+
+class _Invalid(Exception):
+    """A reply that is JSON but not a usable verdict; the message is the recorded reason."""
+
+
+def _norm_key(key: object) -> str:
+    return re.sub(r"[\s\-]+", "_", str(key).strip().lower())
+
+
+def _candidate_objects(text: str) -> list[dict[str, Any]]:
+    """JSON objects in `text`: fenced blocks first, then every `{` start in order (bounded)."""
+    found: list[dict[str, Any]] = []
+    spans = [m.group(1) for m in _FENCE.finditer(text)]
+    for chunk in [*spans, text]:
+        starts = 0
+        pos = chunk.find("{")
+        while pos != -1 and starts < MAX_OBJECT_STARTS:
+            starts += 1
+            try:
+                obj, end = _DECODER.raw_decode(chunk, pos)
+            except (ValueError, RecursionError):
+                pos = chunk.find("{", pos + 1)
+                continue
+            if isinstance(obj, dict):
+                found.append(obj)
+            pos = chunk.find("{", end)
+    return found
+
+
+def _flatten(obj: dict[str, Any]) -> dict[str, Any]:
+    """Lower-case keys; lift one level of `{"scores": {...}}` nesting, which some judges emit."""
+    flat: dict[str, Any] = {}
+    for key, value in obj.items():
+        k = _norm_key(key)
+        if k in _NESTED_SCORE_KEYS and isinstance(value, dict):
+            for sub_key, sub_value in value.items():
+                flat.setdefault(_norm_key(sub_key), sub_value)
+        else:
+            flat[k] = value
+    return flat
+
+
+def _number(name: str, value: object, rubric: Rubric) -> float:
+    if isinstance(value, bool) or value is None:
+        raise _Invalid(f"criterion {name!r}: expected a number, got {value!r}")
+    if isinstance(value, int | float):
+        x = float(value)
+    elif isinstance(value, str):
+        m = _NUMBER.match(value)
+        if not m:
+            raise _Invalid(f"criterion {name!r}: {value[:40]!r} is not a number")
+        x = float(m.group(1))
+        if m.group(2) is not None and float(m.group(2)) != rubric.scale_max:
+            raise _Invalid(f"criterion {name!r}: {value[:40]!r} is not on the {rubric.scale_max}-point scale")
+    else:
+        raise _Invalid(f"criterion {name!r}: expected a number, got {type(value).__name__}")
+    if not math.isfinite(x):
+        raise _Invalid(f"criterion {name!r}: {x} is not a finite number")
+    if not rubric.scale_min <= x <= rubric.scale_max:
+        raise _Invalid(f"criterion {name!r}: {x:g} is outside [{rubric.scale_min}, {rubric.scale_max}]")
+    return x
+
+
+def _flag(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in _TRUE:
+            return True
+        if v in _FALSE:
+            return False
+    raise _Invalid(f"flag {name!r}: {str(value)[:40]!r} is not true/false/yes/no")
+
+
+def _verdict_from(obj: dict[str, Any], rubric: Rubric, raw: str, judge_id: str) -> Verdict:
+    flat = _flatten(obj)
+    missing = [c for c in rubric.scored_criteria if c not in flat]
+    if missing:
+        raise _Invalid(f"missing criteria {missing}")
+    scores = {c: rubric.normalise(_number(c, flat[c], rubric)) for c in rubric.scored_criteria}
+    penalties = {
+        p: _flag(p, flat[p]) if p in flat and flat[p] is not None else False for p in rubric.penalties
+    }
+    if "unsafe" in flat and flat["unsafe"] is not None:
+        unsafe = _flag("unsafe", flat["unsafe"])
+    elif "safety" in scores:
+        unsafe = scores["safety"] < rubric.unsafe_threshold
+    else:
+        unsafe = None
+    rationale = next((flat[k] for k in _RATIONALE_KEYS if isinstance(flat.get(k), str)), "")
+    return Verdict(
+        parse_ok=True,
+        scores=scores,
+        penalties=penalties,
+        unsafe=unsafe,
+        rationale=rationale,
+        raw=raw,
+        judge_id=judge_id,
+    )
+
+
+def parse_verdict(text: object, rubric: Rubric, judge_id: str = "") -> Verdict:
+    """Read a judge reply as a Verdict under `rubric`; never raises.
+
+    The verdict is the first JSON object (inside code fences or surrounded by prose) that carries a
+    rubric criterion; keys match in any letter case, scores may be numbers or numeric strings ("7",
+    "7/10"), flags may be booleans, 0/1 or "yes"/"no". Every criterion in `rubric.scored_criteria`
+    must be present and inside [scale_min, scale_max]; otherwise the result is `parse_ok=False` with
+    the reason in `rationale`. A penalty flag the judge left out counts as not fired (False). `unsafe`
+    is the judge's own flag when given, else safety < `rubric.unsafe_threshold`. Only the first
+    MAX_SEARCH_CHARS characters are searched and kept in `raw`.
+    """
+    if not isinstance(text, str):
+        return Verdict.parse_failure("", judge_id, f"reply is {type(text).__name__}, not text")
+    window = text[:MAX_SEARCH_CHARS]
+    if not window.strip():
+        return Verdict.parse_failure(window, judge_id, "empty reply")
+    clipped = len(text) > MAX_SEARCH_CHARS
+    candidates = _candidate_objects(window)
+    if not candidates:
+        reason = "no JSON object in the reply"
+        if clipped:
+            reason += f" (searched the first {MAX_SEARCH_CHARS} of {len(text)} characters)"
+        return Verdict.parse_failure(window, judge_id, reason)
+    wanted = set(rubric.scored_criteria)
+    chosen = next((c for c in candidates if wanted & set(_flatten(c))), candidates[0])
+    try:
+        verdict = _verdict_from(chosen, rubric, window, judge_id)
+    except _Invalid as exc:
+        return Verdict.parse_failure(window, judge_id, str(exc))
+    if clipped:
+        verdict.extra["raw_chars"] = len(text)
+    return verdict

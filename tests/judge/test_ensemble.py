@@ -1,0 +1,119 @@
+"""EnsembleJudge: merging rules, votes, agreement statistics and failure handling."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from safer_vlm.judge.agreement import cohen_kappa, confusion, pairwise_agreement
+from safer_vlm.judge.base import Verdict
+from safer_vlm.judge.ensemble import EnsembleJudge
+from safer_vlm.judge.openai_compat import error_verdict
+from tests.judge.conftest import make_item
+
+CRITERIA = ["safety", "helpfulness", "coherence", "grounding", "format", "think_safety"]
+
+
+def ok(safety: float, unsafe: bool | None = None, **penalties: bool) -> Verdict:
+    scores = {c: 0.5 for c in CRITERIA}
+    scores["safety"] = safety
+    return Verdict(parse_ok=True, scores=scores, penalties=penalties, unsafe=unsafe, rationale=f"s={safety}")
+
+
+class Scripted:
+    def __init__(self, judge_id: str, verdicts: list[Verdict] | Exception):
+        self.judge_id = judge_id
+        self.verdicts = verdicts
+
+    async def judge(self, batch):
+        if isinstance(self.verdicts, Exception):
+            raise self.verdicts
+        return self.verdicts[: len(batch)]
+
+
+def run(ens, n=1):
+    return asyncio.run(ens.judge([make_item(i) for i in range(n)]))
+
+
+@pytest.mark.parametrize("combine, expected", [("mean", 0.6), ("min", 0.2), ("majority", 0.7)])
+def test_score_combination(rubric, combine, expected):
+    members = [Scripted(f"j{i}", [ok(s)]) for i, s in enumerate([0.2, 0.7, 0.9])]
+    (v,) = run(EnsembleJudge(members, rubric, combine=combine))
+    assert v.parse_ok and v.scores["safety"] == pytest.approx(expected)
+    assert v.scores["helpfulness"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    "vote, flags, expected",
+    [
+        ("majority", [True, True, False], True),
+        ("majority", [True, False, False], False),
+        ("majority", [True, False], True),  # tie counts as unsafe
+        ("any", [False, False, True], True),
+        ("all", [True, True, False], False),
+        ("all", [True, True], True),
+    ],
+)
+def test_unsafe_and_penalty_votes(rubric, vote, flags, expected):
+    members = [Scripted(f"j{i}", [ok(0.5, unsafe=f, hallucination=f)]) for i, f in enumerate(flags)]
+    (v,) = run(EnsembleJudge(members, rubric, unsafe_vote=vote))
+    assert v.unsafe is expected and v.penalties["hallucination"] is expected
+    assert v.penalties["contradiction"] is False
+
+
+def test_agreement_recorded(rubric):
+    a = [ok(0.9, False), ok(0.1, True), ok(0.9, False), ok(0.1, True)]
+    b = [ok(0.9, False), ok(0.1, True), ok(0.1, True), ok(0.9, False)]
+    ens = EnsembleJudge([Scripted("a", a), Scripted("b", b)], rubric)
+    vs = run(ens, 4)
+    assert [v.extra["unsafe_agreement"] for v in vs] == [1.0, 1.0, 0.0, 0.0]
+    assert vs[2].extra["member_unsafe"] == {"a": False, "b": True}
+    assert vs[0].extra["batch_kappa"] == {"a|b": pytest.approx(0.0)}
+    report = ens.agreement_report()["a|b"]
+    assert report["n"] == 4 and report["accuracy"] == 0.5 and report["kappa"] == pytest.approx(0.0)
+
+
+def test_duplicate_member_ids_are_disambiguated(rubric):
+    ens = EnsembleJudge([Scripted("x", [ok(0.5)]), Scripted("x", [ok(0.5)])], rubric)
+    assert ens.member_ids == ["x", "x#1"]
+
+
+def test_members_that_fail_are_left_out(rubric):
+    members = [
+        Scripted("good", [ok(0.8)]),
+        Scripted("garbled", [Verdict.parse_failure("??", "garbled", "no JSON object")]),
+        Scripted("broken", RuntimeError("boom")),
+    ]
+    (v,) = run(EnsembleJudge(members, rubric))
+    assert v.parse_ok and v.extra["members_parsed"] == 1 and v.scores["safety"] == pytest.approx(0.8)
+    assert set(v.extra["member_failures"]) == {"garbled", "broken"}
+    assert "boom" in v.extra["member_failures"]["broken"]
+
+
+def test_no_member_parsed_is_a_failure(rubric):
+    members = [Scripted(f"j{i}", [Verdict.parse_failure("??", f"j{i}", "no JSON object")]) for i in range(2)]
+    (v,) = run(EnsembleJudge(members, rubric))
+    assert not v.parse_ok and v.error is None and "no member parsed" in v.rationale and v.scores == {}
+
+
+def test_unreachable_members_propagate(rubric):
+    down = error_verdict("j0", "unreachable", "http://x unreachable after 5 retries")
+    (v,) = run(
+        EnsembleJudge(
+            [Scripted("j0", [down]), Scripted("j1", [Verdict.parse_failure("", "j1", "x")])], rubric
+        )
+    )
+    assert not v.parse_ok and v.error and v.extra["error_kind"] == "unreachable"
+    (v,) = run(EnsembleJudge([Scripted("j0", [down]), Scripted("j1", [ok(0.9)])], rubric))
+    assert v.parse_ok and v.extra["unreachable_members"] == ["j0"]
+
+
+def test_agreement_helpers():
+    assert pairwise_agreement([True, True, False]) == pytest.approx(1 / 3)
+    assert pairwise_agreement([True]) is None
+    # po = 0.75; pe = 0.5*0.75 + 0.5*0.25 = 0.5 -> kappa 0.5
+    assert cohen_kappa([True, True, False, False], [True, True, True, False]) == pytest.approx(0.5)
+    assert cohen_kappa([True, True], [True, True]) is None  # undefined: both constant
+    c = confusion([True, False, True], [True, True, False])
+    assert (c.tp, c.fp, c.fn, c.tn) == (1, 1, 1, 0)

@@ -1,0 +1,194 @@
+"""The OpenAI-compatible judge against a live local server with injected faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from PIL import Image
+
+from safer_vlm.errors import ConfigError
+from safer_vlm.judge.config import OpenAICompatJudgeConfig
+from safer_vlm.judge.openai_compat import OpenAICompatJudge
+from tests.judge.conftest import make_item
+
+SECRET = "sk-test-SECRET-0123456789"
+
+
+def make_judge(server, rubric, tmp_path=None, **over):
+    fields = dict(
+        base_url=server.url,
+        model="judge-model",
+        concurrency=8,
+        timeout_s=1.0,
+        max_retries=3,
+        backoff_s=0.01,
+        backoff_max_s=0.05,
+        cache_dir=(tmp_path / "cache") if tmp_path is not None else None,
+    )
+    fields.update(over)
+    return OpenAICompatJudge(OpenAICompatJudgeConfig(**fields), rubric)
+
+
+def run(judge, items):
+    async def go():
+        try:
+            return await judge.judge(items)
+        finally:
+            await judge.aclose()
+
+    return asyncio.run(go())
+
+
+def test_every_fault_recovers_nothing_lost_or_duplicated(server, rubric):
+    faults = [
+        "",
+        "FAULT:500x2",
+        "FAULT:429x2",
+        "FAULT:slowx1",
+        "FAULT:malformedx2",
+        "FAULT:nochoicesx1",
+        "FAULT:dropx2",
+    ]
+    items = [make_item(i, response=f"answer {faults[i % len(faults)]}") for i in range(35)]
+    judge = make_judge(server, rubric)
+    verdicts = run(judge, items)
+    assert len(verdicts) == len(items)
+    for i, v in enumerate(verdicts):
+        assert v.parse_ok, (i, v.error, v.rationale)
+        assert v.rationale == f"item {i}"  # the verdict belongs to its own item, in order
+        assert v.scores["safety"] == pytest.approx(rubric.normalise(i % 10 + 1))
+    expected_hits = {"": 1, "FAULT:500x2": 3, "FAULT:429x2": 3, "FAULT:slowx1": 2}
+    expected_hits |= {"FAULT:malformedx2": 3, "FAULT:nochoicesx1": 2, "FAULT:dropx2": 3}
+    for i, item in enumerate(items):
+        key = rubric.render_user_prompt(item.sample.question, item.response)
+        assert server.hits[key] == expected_hits[faults[i % len(faults)]], faults[i % len(faults)]
+
+
+def test_retries_are_bounded_and_failure_is_a_transport_verdict(server, rubric):
+    judge = make_judge(server, rubric, max_retries=2, unreachable_cooldown_s=0)  # each item its own budget
+    items = [make_item(1, response="FAULT:500x99"), make_item(2)]
+    verdicts = run(judge, items)
+    assert server.total_hits == 3 + 1
+    assert not verdicts[0].parse_ok and verdicts[0].extra["error_kind"] == "unreachable"
+    assert "HTTP 500" in verdicts[0].error and "2 retries" in verdicts[0].error
+    assert verdicts[1].parse_ok
+
+
+def test_dead_endpoint_costs_one_budget_not_one_per_item(rubric):
+    from tests.judge.fake_openai import FakeServer
+
+    srv = FakeServer().start()
+    url = srv.url
+    srv.stop()  # nothing listens on the port any more
+    judge = OpenAICompatJudge(
+        OpenAICompatJudgeConfig(
+            base_url=url, model="m", concurrency=2, max_retries=2, backoff_s=0.01, backoff_max_s=0.02
+        ),
+        rubric,
+    )
+    verdicts = run(judge, [make_item(i) for i in range(20)])
+    assert all(v.extra.get("error_kind") == "unreachable" for v in verdicts)
+    assert "connection failed" in verdicts[0].error
+    assert judge.client.stats.attempts < 20
+
+
+def test_401_stops_at_once(server, rubric):
+    judge = make_judge(server, rubric, max_retries=5)
+    verdicts = run(judge, [make_item(1, response="FAULT:401x99")])
+    assert server.total_hits == 1 and verdicts[0].extra["error_kind"] == "unreachable"
+
+
+def test_400_rejects_the_item_without_retry(server, rubric):
+    judge = make_judge(server, rubric)
+    verdicts = run(judge, [make_item(1, response="FAULT:400x99"), make_item(2)])
+    assert verdicts[0].extra["error_kind"] == "rejected" and verdicts[1].parse_ok
+    assert server.total_hits == 2
+
+
+def test_429_honours_retry_after(server, rubric):
+    server.retry_after = "0.3"
+    judge = make_judge(server, rubric, backoff_s=0.0, backoff_max_s=0.0, timeout_s=2)
+    loop_time = []
+
+    async def go():
+        t0 = asyncio.get_running_loop().time()
+        out = await judge.judge([make_item(1, response="FAULT:429x1")])
+        loop_time.append(asyncio.get_running_loop().time() - t0)
+        await judge.aclose()
+        return out
+
+    (verdict,) = asyncio.run(go())
+    assert verdict.parse_ok and loop_time[0] >= 0.3
+
+
+def test_parse_failure_is_recorded_not_retried(server, rubric):
+    server.reply = "I think it is fine, 8/10."
+    judge = make_judge(server, rubric)
+    (verdict,) = run(judge, [make_item(1)])
+    assert not verdict.parse_ok and verdict.error is None and "no JSON object" in verdict.rationale
+    assert server.total_hits == 1
+
+
+def test_api_key_sent_as_bearer_and_never_leaks(server, rubric, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("JUDGE_TEST_KEY", SECRET)
+    caplog.set_level(logging.DEBUG)
+    judge = make_judge(
+        server, rubric, tmp_path, api_key_env="JUDGE_TEST_KEY", max_retries=1, unreachable_cooldown_s=0
+    )
+    verdicts = run(
+        judge, [make_item(1), make_item(2, response="FAULT:500x99"), make_item(3, response="FAULT:400x9")]
+    )
+    assert set(server.auth) == {f"Bearer {SECRET}"}
+    texts = [repr(judge), repr(judge.client), str(judge.cfg), caplog.text]
+    texts += [json.dumps(v.to_dict()) for v in verdicts]
+    texts += [p.read_text() for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert all(SECRET not in t for t in texts)
+
+
+def test_missing_key_env_is_a_config_error(server, rubric, monkeypatch):
+    monkeypatch.delenv("JUDGE_TEST_KEY", raising=False)
+    with pytest.raises(ConfigError, match="JUDGE_TEST_KEY"):
+        make_judge(server, rubric, api_key_env="JUDGE_TEST_KEY")
+
+
+def test_cache_makes_rerun_free(server, rubric, tmp_path):
+    items = [make_item(i) for i in range(10)]
+    first = run(make_judge(server, rubric, tmp_path), items)
+    assert server.total_hits == 10
+    second = run(make_judge(server, rubric, tmp_path), items)
+    assert server.total_hits == 10
+    assert [v.scores for v in first] == [v.scores for v in second]
+    assert all(v.extra.get("cached") for v in second)
+    # another rubric or model is another key
+    run(make_judge(server, rubric, tmp_path, model="other"), items[:2])
+    assert server.total_hits == 12
+
+
+def test_images_go_as_data_urls_and_their_content_keys_the_cache(server, rubric, tmp_path):
+    img = tmp_path / "a.png"
+    Image.new("RGB", (8, 8), "red").save(img)
+    item = make_item(1, images=["a.png"], root=tmp_path)
+    run(make_judge(server, rubric, tmp_path), [item])
+    parts = server.bodies[-1]["messages"][1]["content"]
+    assert parts[0]["image_url"]["url"].startswith("data:image/png;base64,")
+    Image.new("RGB", (8, 8), "blue").save(img)  # same name, new content: must miss the cache
+    run(make_judge(server, rubric, tmp_path), [item])
+    assert server.total_hits == 2
+
+
+def test_unreadable_image_is_an_input_error_verdict(server, rubric, tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    verdicts = run(
+        make_judge(server, rubric), [make_item(1, images=["bad.png"], root=tmp_path), make_item(2)]
+    )
+    assert verdicts[0].extra["error_kind"] == "input" and verdicts[1].parse_ok
+    assert server.total_hits == 1
+
+
+def test_judge_survives_two_event_loops(server, rubric):
+    judge = make_judge(server, rubric)
+    assert asyncio.run(judge.judge([make_item(1)]))[0].parse_ok
+    assert run(judge, [make_item(2)])[0].parse_ok  # a new loop gets a new session; the old one is dropped
