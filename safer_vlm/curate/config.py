@@ -12,7 +12,7 @@ from safer_vlm.config import StrictModel
 from safer_vlm.curate.decontaminate import DecontamConfig
 from safer_vlm.curate.dedup import DedupConfig
 from safer_vlm.curate.qibox import QIBoxConfig
-from safer_vlm.judge.config import JudgeConfig
+from safer_vlm.judge.config import JudgeConfig, _resolve_paths
 from safer_vlm.judge.rubric import Rubric
 
 #: `load_source` keyword arguments a source's `options` may set.
@@ -63,7 +63,8 @@ class CurateConfig(StrictModel):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     decontam: DecontamConfig = Field(default_factory=DecontamConfig)
     policy: PolicyConfig
-    judge: JudgeConfig
+    judge: JudgeConfig = Field(description="judge backend and settings, as in a judge config: {backend: rules | "
+                               "openai_compat | hf_local | ensemble, ...}")
     rubric: Rubric = Field(default_factory=Rubric)
     qibox: QIBoxConfig = Field(default_factory=QIBoxConfig)
     output_dir: Path = Field(description="run folder: curated.jsonl, qibox_stats.jsonl, reports, score cache")
@@ -87,6 +88,4 @@ class CurateConfig(StrictModel):
             self.policy.path = str(local.resolve())
         if not self.output_dir.is_absolute():
             self.output_dir = (base / self.output_dir).resolve()
-        judge_resolve = getattr(self.judge, "resolve_paths", None)
-        if callable(judge_resolve):
-            judge_resolve(base)
+        _resolve_paths(self.judge, base)

@@ -9,7 +9,6 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
@@ -24,11 +23,6 @@ from .conftest import ScriptedGenerator, ScriptedJudge, noise_image, sample
 QUIET = Console(quiet=True)
 
 
-def jsonl_loader(name, path, *, image_cache=None, **_):
-    """Stand-in for load_source('jsonl', ...) on files written by write_samples."""
-    return SimpleNamespace(samples=list(read_samples(Path(path))), problems=[])
-
-
 def build_pool(folder: Path) -> tuple[Path, Path]:
     data = folder / "data"
     pool = []
@@ -41,6 +35,8 @@ def build_pool(folder: Path) -> tuple[Path, Path]:
     evals = [sample(data, "e1", "Question 3: is item 21 dangerous to use here?", [noise_image(data, "e1.png", 99)],
                     source="evalset")]
     write_samples(pool, data / "pool.jsonl")
+    with (data / "pool.jsonl").open("a") as fh:  # a record whose image is missing: skipped, the rest go on
+        fh.write(sample(data, "bad", "Where is it?", ["missing.png"]).model_dump_json() + "\n")
     write_samples(evals, data / "eval.jsonl")
     return data / "pool.jsonl", data / "eval.jsonl"
 
@@ -52,7 +48,7 @@ def make_config(folder: Path, out: str, **over) -> CurateConfig:
         "sources": [{"name": "jsonl", "path": str(pool)}],
         "eval_sets": [{"name": "jsonl", "path": str(ev), "label": "evalset"}],
         "policy": {"path": "scripted"},
-        "judge": {},
+        "judge": {"backend": "rules"},
         "qibox": {"k": 4, "box": {"q_min": 0.2, "q_max": 0.8, "s_min": 0.05}, "target_size": 6,
                   "min_valid": 2, "max_concurrency": 2},
         "output_dir": str(folder / out),
@@ -65,13 +61,16 @@ def make_config(folder: Path, out: str, **over) -> CurateConfig:
 
 def run(cfg, gen=None, **kw):
     return run_curation(cfg, generator=gen or ScriptedGenerator(garble=0.1), judge=ScriptedJudge(),
-                        loader=jsonl_loader, console=QUIET, **kw)
+                        console=QUIET, **kw)
 
 
 def test_stages_outputs_and_report(tmp_path):
     cfg = make_config(tmp_path, "out")
     res = run(cfg)
     stages = {s["stage"]: s["prompts"] for s in res.summary["stages"]}
+    assert res.summary["problems"] == 1
+    (line,) = (cfg.output_dir / "problems.txt").read_text().splitlines()
+    assert "pool.jsonl" in line and "missing.png" in line
     assert stages["loaded"] == 18 and stages["deduplicated"] == 17 and stages["decontaminated"] == 16
     assert stages["selected"] == len(res.curated) <= 6
     assert res.summary["overlap"][0]["train_source"] == "pool" and res.summary["overlap"][0]["prompts"] == 1
@@ -112,7 +111,7 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     from rich.console import Console
     from curate.conftest import ScriptedGenerator, ScriptedJudge
-    from curate.test_run import jsonl_loader, make_config
+    from curate.test_run import make_config
     from safer_vlm.curate.run import run_curation
     from pathlib import Path
 
@@ -122,8 +121,7 @@ CHILD = textwrap.dedent("""
             return super().generate(requests, n)
 
     cfg = make_config(Path(sys.argv[2]), "killed")
-    run_curation(cfg, generator=Slow(garble=0.1), judge=ScriptedJudge(), loader=jsonl_loader,
-                 console=Console(quiet=True))
+    run_curation(cfg, generator=Slow(garble=0.1), judge=ScriptedJudge(), console=Console(quiet=True))
 """)
 
 
@@ -187,3 +185,57 @@ def test_without_copying_images_paths_resolve_from_the_recorded_root(tmp_path):
     curated = read_curated(cfg.output_dir)
     assert curated and all(p.is_file() for s in curated for p in s.image_paths())
     assert res.summary["image_root"] == str((tmp_path / "data").resolve())
+
+
+@pytest.mark.slow
+def test_tiny_model_on_gym_killed_midway_resumes_identically(tmp_path, tiny_model_dir):
+    """Acceptance: the real path (jsonl adapter, HFGenerator on the tiny model, rule judge) through
+    the CLI in a child process, SIGKILLed once some prompts are cached, then resumed."""
+    import torch
+    import yaml
+
+    from safer_vlm.config import load_config
+    from safer_vlm.gym import GymConfig, build_gym
+
+    gym = build_gym(GymConfig(seed=0, n_train=12, n_heldout=4), tmp_path / "gym")
+
+    def write_cfg(out: str) -> Path:
+        raw = {
+            "sources": [{"name": "jsonl", "path": str(gym.train)}],
+            "eval_sets": [{"name": "jsonl", "path": str(gym.heldout), "label": "gym_heldout"}],
+            "policy": {"path": str(tiny_model_dir), "dtype": "float32", "max_new_tokens": 24, "batch_size": 1},
+            "judge": {"backend": "rules"},
+            "qibox": {"k": 4, "box": {"q_min": -1.0, "q_max": 1.0, "s_min": 0.0}, "target_size": 8,
+                      "max_concurrency": 1},
+            "output_dir": str(tmp_path / out),
+            "seed": 11,
+        }
+        path = tmp_path / f"{out}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    threads = str(torch.get_num_threads())
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+           "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen([sys.executable, "-m", "safer_vlm.cli", "curate", "--config", str(write_cfg("killed"))],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    cache = tmp_path / "killed" / "qibox_cache"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(cache.glob("*.json"))) < 1 + 3:
+        if child.poll() is not None:
+            pytest.fail(f"child ended early: {child.stdout.read().decode()[-2000:]}")
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    done = len(list(cache.glob("*.json"))) - 1
+    assert 3 <= done < 12, f"the kill must land midway (cached {done})"
+
+    resumed = run_curation(load_config(CurateConfig, write_cfg("killed")), console=QUIET)
+    full = run_curation(load_config(CurateConfig, write_cfg("full")), console=QUIET)
+    assert resumed.summary["scoring"]["from_cache"] == done
+    assert resumed.summary["scoring"]["sampled_now"] == 12 - done
+    assert full.summary["scoring"]["sampled_now"] == 12 and len(full.curated) == 8
+    for name in ("curated.jsonl", "qibox_stats.jsonl"):
+        assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+    for rec in cache.glob("*.json"):  # every cached answer, not only the statistics, is the same
+        assert json.loads(rec.read_text()) == json.loads((tmp_path / "full" / "qibox_cache" / rec.name).read_text())
