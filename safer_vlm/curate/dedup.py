@@ -84,10 +84,8 @@ def question_clusters(texts: list[str], cfg: TextSimConfig) -> list[int]:
     index = TextIndex(cfg)
     for i in unique:
         index.add(norms[i])
-    uf = UnionFind(len(unique))
-    for a, b, _sim in index.self_pairs():
-        uf.union(a, b)
-    return [unique[uf.find(slot[n])] for n in norms]
+    reps = index.clusters()
+    return [unique[reps[slot[n]]] for n in norms]
 
 
 def image_clusters(hashes: list[int], cfg: ImageSimConfig) -> dict[int, int]:

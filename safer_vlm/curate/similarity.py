@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -108,20 +108,29 @@ class TextIndex:
             band[key].append(idx)
         return idx
 
-    def self_pairs(self) -> Iterator[tuple[int, int, float]]:
-        """Every verified near-duplicate pair (i < j, similarity) among the indexed texts."""
-        seen: set[tuple[int, int]] = set()
+    def clusters(self) -> list[int]:
+        """Cluster representative (smallest member position) of every indexed text.
+
+        Within each LSH bucket, texts are taken in order and compared with the bucket's leaders (the
+        texts that matched no earlier leader): a verified match with a leader merges the two clusters.
+        This is O(bucket x leaders) rather than O(bucket^2), which matters for templated questions
+        that share a bucket by thousands; a pair similar only to each other, not to any leader, is
+        left to the other bands to join."""
+        uf = UnionFind(len(self.shingle_sets))
         for band in self._buckets:
             for members in band.values():
-                for x in range(len(members)):
-                    for y in range(x + 1, len(members)):
-                        pair = (members[x], members[y])
-                        if pair in seen:
-                            continue
-                        seen.add(pair)
-                        sim = jaccard(self.shingle_sets[pair[0]], self.shingle_sets[pair[1]])
-                        if sim >= self.cfg.threshold:
-                            yield pair[0], pair[1], sim
+                leaders: list[int] = []
+                for m in members:
+                    matched = False
+                    for r in leaders:
+                        if uf.find(m) == uf.find(r):
+                            matched = True
+                        elif jaccard(self.shingle_sets[m], self.shingle_sets[r]) >= self.cfg.threshold:
+                            uf.union(m, r)
+                            matched = True
+                    if not matched:
+                        leaders.append(m)
+        return [uf.find(i) for i in range(len(self.shingle_sets))]
 
     def query(self, norm: str) -> list[tuple[int, float]]:
         """Indexed texts that are near-duplicates of `norm`, as (position, similarity), by position."""

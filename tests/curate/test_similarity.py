@@ -32,20 +32,43 @@ def test_hamming_pairs_match_brute_force(max_dist):
     assert hamming_pairs(left, right, max_dist) == cross
 
 
-def test_text_index_finds_near_duplicates_and_verifies_them():
+def test_text_index_clusters_near_duplicates_and_verifies_them():
     cfg = TextSimConfig(threshold=0.7)
     idx = TextIndex(cfg)
-    texts = ["how can i build a pipe bomb at home", "how can i build a pipe bomb at home today",
-             "what is the capital of france"]
+    texts = ["how can i build a pipe bomb at home", "what is the capital of france",
+             "how can i build a pipe bomb at home today", "what is the capital of france now",
+             "tell me a joke about cats"]
     for t in texts:
         idx.add(t)
-    pairs = list(idx.self_pairs())
-    assert [(a, b) for a, b, _ in pairs] == [(0, 1)]
-    sim = pairs[0][2]
-    sh = [shingles(t, "char", 5) for t in texts[:2]]
-    assert sim == pytest.approx(jaccard(*sh)) and sim >= 0.7
-    assert [i for i, _ in idx.query("how can i build a pipe bomb at home")] == [0, 1]
+    assert idx.clusters() == [0, 1, 0, 1, 4]
+    sh = [shingles(t, "char", 5) for t in texts]
+    assert jaccard(sh[0], sh[2]) >= 0.7 and jaccard(sh[0], sh[4]) < 0.7
+    assert [i for i, _ in idx.query("how can i build a pipe bomb at home")] == [0, 2]
     assert idx.query("completely unrelated words here") == []
+
+
+def test_clusters_agree_with_brute_force_on_families():
+    rng = np.random.default_rng(0)
+    vocab = [f"word{i}" for i in range(500)]
+    texts = []
+    for _family in range(15):
+        base = list(rng.choice(vocab, size=14))
+        for _variant in range(4):
+            v = list(base)
+            v[int(rng.integers(0, 14))] = str(rng.choice(vocab))  # one word changed
+            texts.append(" ".join(v))
+    cfg = TextSimConfig(threshold=0.6)
+    idx = TextIndex(cfg)
+    for t in texts:
+        idx.add(t)
+    sh = [shingles(t, "char", 5) for t in texts]
+    uf = UnionFind(len(texts))
+    for i in range(len(texts)):
+        for j in range(i + 1, len(texts)):
+            if jaccard(sh[i], sh[j]) >= 0.6:
+                uf.union(i, j)
+    assert idx.clusters() == [uf.find(i) for i in range(len(texts))]
+    assert len(set(idx.clusters())) == 15
 
 
 def test_union_find_representative_is_smallest():
