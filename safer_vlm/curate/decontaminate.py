@@ -23,6 +23,7 @@ from safer_vlm.curate.similarity import (
     TextSimConfig,
     hamming,
     hamming_pairs,
+    jaccard,
     normalise_text,
 )
 from safer_vlm.data.schema import SafetySample
@@ -85,13 +86,6 @@ def decontaminate(
     # train index -> eval index -> (question similarity, image distance)
     q_hits: dict[int, dict[int, float]] = defaultdict(dict)
     i_hits: dict[int, dict[int, int]] = defaultdict(dict)
-    if check_q:
-        index = TextIndex(cfg.text)
-        for _, s in evals:
-            index.add(normalise_text(s.question))
-        for ti, s in enumerate(train):
-            for ei, sim in index.query(normalise_text(s.question)):
-                q_hits[ti][ei] = sim
     if check_i:
         t_imgs = [(ti, h) for ti, s in enumerate(train) for h in hasher.hash_sample(s)]
         e_imgs = [(ei, h) for ei, (_, s) in enumerate(evals) for h in hasher.hash_sample(s)]
@@ -100,7 +94,24 @@ def decontaminate(
             ei, eh = e_imgs[b]
             d = hamming(th, eh)
             i_hits[ti][ei] = min(d, i_hits[ti].get(ei, d))
-
+    if check_q:
+        index = TextIndex(cfg.text)
+        for _, s in evals:
+            index.add(normalise_text(s.question))
+        for ti, s in enumerate(train):
+            sh, cands = index.candidates(normalise_text(s.question))
+            if cfg.match == "both":
+                cands = [ei for ei in cands if ei in i_hits.get(ti, {})]
+            found_in: set[str] = set()
+            for ei in cands:
+                # one question match per evaluation set is enough to remove and report (and keeps
+                # templated questions, which share buckets by thousands, from costing quadratic time)
+                if cfg.match != "both" and evals[ei][0] in found_in:
+                    continue
+                sim = jaccard(sh, index.shingle_sets[ei])
+                if sim >= cfg.text.threshold:
+                    q_hits[ti][ei] = sim
+                    found_in.add(evals[ei][0])
     kept: list[SafetySample] = []
     removed: list[SafetySample] = []
     overlap: dict[tuple[str, str], int] = defaultdict(int)

@@ -132,13 +132,18 @@ class TextIndex:
                         leaders.append(m)
         return [uf.find(i) for i in range(len(self.shingle_sets))]
 
-    def query(self, norm: str) -> list[tuple[int, float]]:
-        """Indexed texts that are near-duplicates of `norm`, as (position, similarity), by position."""
+    def candidates(self, norm: str) -> tuple[np.ndarray, list[int]]:
+        """The n-gram hashes of `norm` and the positions sharing an LSH bucket with it (unverified)."""
         sh, keys = self._prepare(norm)
         cands: set[int] = set()
         for band, key in zip(self._buckets, keys, strict=True):
             cands.update(band.get(key, ()))
-        out = [(i, jaccard(sh, self.shingle_sets[i])) for i in sorted(cands)]
+        return sh, sorted(cands)
+
+    def query(self, norm: str) -> list[tuple[int, float]]:
+        """Indexed texts that are near-duplicates of `norm`, as (position, similarity), by position."""
+        sh, cands = self.candidates(norm)
+        out = [(i, jaccard(sh, self.shingle_sets[i])) for i in cands]
         return [(i, s) for i, s in out if s >= self.cfg.threshold]
 
 
