@@ -10,7 +10,6 @@ Scaling: on GPUs set `grpo.device: cuda`, `grpo.bf16: true`, `grpo.use_vllm: tru
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -236,9 +235,3 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     save_policy(model, processor, run_dir / FINAL_NAME)
     print(f"checkpoint: {run_dir / FINAL_NAME}  metrics: {run_dir / METRICS_NAME}")
     return run_dir
-
-
-def shuffled(items: list, seed: int) -> list:
-    out = list(items)
-    random.Random(seed).shuffle(out)
-    return out
