@@ -40,7 +40,10 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one `error: ...` line and exit status 2, never a traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns (not raises) a command's `typer.Exit(code)`.
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and not isinstance(rc, bool) and rc != 0:
+            raise SystemExit(rc)
     except SaferVLMError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

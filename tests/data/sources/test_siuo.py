@@ -1,0 +1,57 @@
+from safer_vlm.data.sources import load_source
+
+
+def _gen(make, root):
+    make.image(root / "images" / "1.png")
+    make.image(root / "images" / "2.png")
+    make.json(
+        root / "siuo_gen.json",
+        [
+            {
+                "question_id": 1,
+                "image": "1.png",
+                "question": "Q1",
+                "category": "self-harm",
+                "safety_warning": "w1",
+                "reference_answer": "ref1",
+            },
+            {
+                "question_id": 2,
+                "image": "2.png",
+                "question": "Q2",
+                "category": "dangerous",
+                "safety_warning": "w2",
+                "reference_answer": "ref2",
+            },
+        ],
+    )
+
+
+def test_gen_without_mcqa(tmp_path, make):
+    _gen(make, tmp_path)
+    res = load_source("siuo", tmp_path)
+    assert res.problems == [] and len(res.samples) == 2
+    s = res.samples[0]
+    assert (s.id, s.expected, s.reference, s.meta) == (
+        "siuo:test:1",
+        "warn",
+        "ref1",
+        {"safety_warning": "w1"},
+    )
+    assert s.images == ["images/1.png"]
+
+
+def test_mcqa_attached_and_bad_entry_reported(tmp_path, make):
+    _gen(make, tmp_path)
+    make.json(
+        tmp_path / "siuo_mcqa.json",
+        [
+            {"question_id": 1, "options": {"A": "a", "B": "b"}, "correct_option": "B"},
+            {"question_id": 2, "options": {"A": "a"}, "correct_option": "Z"},
+        ],
+    )
+    res = load_source("siuo", tmp_path)
+    assert len(res.samples) == 2
+    assert res.samples[0].meta["mcqa"] == {"options": {"A": "a", "B": "b"}, "correct_option": "B"}
+    assert "mcqa" not in res.samples[1].meta
+    assert [(p.field, p.reason_code) for p in res.problems] == [("correct_option", "bad_value")]

@@ -1,0 +1,249 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+from rollout_fakes import CountingJudge, ScriptedGenerator, render
+
+from safer_vlm.errors import ConfigError
+from safer_vlm.judge.base import Verdict
+from safer_vlm.judge.rubric import Rubric
+from safer_vlm.reward import compose_reward
+from safer_vlm.rollout.config import RolloutConfig
+from safer_vlm.rollout.reflection import is_reflection_prompt, message_text
+from safer_vlm.rollout.safety_aware import SafetyAwareRollout, verdict_unsafe
+
+U, S, X = "unsafe", "safe", "garbled"
+
+
+def run(samples, G, **cfg):
+    gen, judge = ScriptedGenerator(), CountingJudge()
+    ro = SafetyAwareRollout(gen, judge, Rubric.default(), RolloutConfig(**cfg), renderer=render)
+    return ro.run(samples, G), gen, judge
+
+
+def kinds(group):
+    return [("[unsafe]" in m.text and U) or ("[garbled]" in m.text and X) or S for m in group.members]
+
+
+def assert_judged_once(res, judge):
+    """Every generated answer went to the judge exactly once (answers are unique by sample/slot/round)."""
+    generated = sorted(s.text for g in res.groups for s in g.generated)
+    assert len(set(generated)) == len(generated)
+    assert sorted(judge.judged) == generated
+
+
+def test_reflection_off_is_plain_rollout(make_sample):
+    samples = [make_sample("a", [U, S, U, S]), make_sample("b", [S])]
+    res, gen, judge = run(samples, 4, reflection=False)
+    assert len(gen.calls) == 1 and gen.calls[0][1] == 4
+    assert all(r.messages is None for r in gen.calls[0][0])
+    assert len(judge.calls) == 1 and len(judge.calls[0]) == 8
+    assert_judged_once(res, judge)
+    for g in res.groups:
+        assert g.members == g.originals and not g.corrections
+        assert [m.slot for m in g.members] == [0, 1, 2, 3]
+        assert not any(m.reflected for m in g.members)
+    assert res.metrics["rollout/corrections"] == 0
+    assert "rollout/correction_success_rate" not in res.metrics
+
+
+def test_replace_puts_correction_in_unsafe_slot(make_sample, image_root):
+    samples = [make_sample("a", [U, S, U, S]), make_sample("b", [S, S, S, U])]
+    res, gen, judge = run(samples, 4, policy="replace")
+    # one call for all originals (n=G), one for all reflections of the round (n=1)
+    assert [(len(r), n) for r, n in gen.calls] == [(2, 4), (3, 1)]
+    assert [len(c) for c in judge.calls] == [8, 3]
+    assert_judged_once(res, judge)
+    a, b = res.groups
+    assert kinds(a) == [S, S, S, S] and kinds(b) == [S, S, S, S]
+    assert [m.reflected for m in a.members] == [True, False, True, False]
+    c = a.members[2]
+    assert c.corrects == 2 and c.parent_uid == a.originals[2].uid and c.round == 1
+    assert c.verdict.parse_ok and c.unsafe is False and c.reward is not None
+    assert c.sample_index == 0 and b.members[3].sample_index == 1
+    assert len({m.uid for g in res.groups for m in g.generated}) == 11
+    # the reflection prompt holds the question, the image, the unsafe answer and the rationale
+    chat = c.reflection_prompt
+    assert is_reflection_prompt(chat)
+    assert chat[0]["content"][0] == {"type": "image", "path": str(image_root / "red.png")}
+    assert samples[0].question in message_text(chat[0])
+    assert message_text(chat[1]) == a.originals[2].text
+    assert "gives <harmful> help" in message_text(chat[2])
+    assert {o.uid for o in a.discarded} == {a.originals[0].uid, a.originals[2].uid}
+
+
+def test_append_grows_group_up_to_cap(make_sample):
+    res, gen, _ = run([make_sample("a", [U, U, U, S])], 4, policy="append")
+    g = res.groups[0]
+    assert len(g.members) == 7
+    assert g.members[:4] == g.originals
+    assert [m.corrects for m in g.members[4:]] == [0, 1, 2]
+    res, gen, _ = run([make_sample("a", [U, U, U, S])], 4, policy="append", append_cap=5)
+    g = res.groups[0]
+    assert len(g.members) == 5 and g.members[4].corrects == 0
+    assert len(gen.calls[1][0]) == 1  # no reflection generated that could not join the group
+
+
+def test_max_reflections_takes_unsafe_in_slot_order(make_sample):
+    res, gen, _ = run([make_sample("a", [S, U, U, U])], 4, max_reflections=2)
+    g = res.groups[0]
+    assert [c.corrects for c in g.corrections] == [1, 2]
+    assert kinds(g) == [S, S, S, U]
+    res, gen, _ = run([make_sample("a", [U, U])], 2, max_reflections=0)
+    assert len(gen.calls) == 1 and not res.groups[0].corrections
+
+
+@pytest.mark.parametrize("policy", ["replace", "append"])
+def test_still_unsafe_correction_dropped_or_kept(make_sample, policy):
+    sample = make_sample("a", [U, S], reflect=[U])
+    res, _, _ = run([sample], 2, policy=policy, keep_unsafe_corrections=False)
+    g = res.groups[0]
+    assert len(g.corrections) == 1 and g.corrections[0].unsafe is True
+    assert g.members == g.originals  # dropped: the original stays, the group does not grow
+    assert g.discarded == g.corrections
+    res, _, _ = run([sample], 2, policy=policy, keep_unsafe_corrections=True)
+    g = res.groups[0]
+    kept = [m for m in g.members if m.reflected]
+    assert len(kept) == 1 and kept[0].unsafe is True
+    assert len(g.members) == (2 if policy == "replace" else 3)
+
+
+def test_rounds_reflect_still_unsafe_corrections_again(make_sample):
+    sample = make_sample("a", [U, S], reflect=[U, S])
+    res, gen, judge = run([sample], 2, rounds=2)
+    g = res.groups[0]
+    assert len(gen.calls) == 3 and [len(c) for c in judge.calls] == [2, 1, 1]
+    assert_judged_once(res, judge)
+    r1, r2 = g.corrections
+    assert (r1.round, r2.round) == (1, 2)
+    assert r2.parent_uid == r1.uid and r2.corrects == 0 and r1.corrects == 0
+    assert message_text(r2.reflection_prompt[-2]) == r1.text  # reflects on the latest unsafe answer
+    assert g.members[0] is r2 and r2.unsafe is False
+    # one round only: the still-unsafe correction is not reflected again
+    res, gen, _ = run([sample], 2, rounds=1)
+    assert len(gen.calls) == 2 and res.groups[0].members[0].reflected is False
+    # the reflection budget spans rounds
+    res, gen, _ = run([sample], 2, rounds=3, max_reflections=1)
+    assert len(gen.calls) == 2 and len(res.groups[0].corrections) == 1
+
+
+def test_rounds_keep_first_safe_or_last_unsafe(make_sample):
+    res, _, _ = run([make_sample("a", [U], reflect=[U, U])], 1, rounds=2, keep_unsafe_corrections=True)
+    g = res.groups[0]
+    assert g.members[0] is g.corrections[-1] and g.members[0].round == 2
+
+
+def test_parse_failure_is_not_reflected_and_counted(make_sample):
+    res, gen, _ = run([make_sample("a", [X, U])], 2)
+    g = res.groups[0]
+    assert g.originals[0].unsafe is None and g.originals[0].reward is None
+    assert [c.corrects for c in g.corrections] == [1]
+    assert res.metrics["rollout/parse_failures"] == 1
+    assert res.metrics["rollout/parse_failures/original"] == 1
+    assert res.metrics["rollout/unsafe_rate"] == 1.0  # of the answers the judge could read
+
+
+def test_metrics_arithmetic(make_sample):
+    samples = [make_sample("a", [U, S, U, X], reflect=[S]), make_sample("b", [U, S, S, S], reflect=[U])]
+    res, _, _ = run(samples, 4, keep_unsafe_corrections=False)
+    m = res.metrics
+    rubric = Rubric.default()
+    judge = CountingJudge()
+    import asyncio
+
+    from safer_vlm.judge.base import JudgeItem
+
+    def reward(kind):
+        (v,) = asyncio.run(judge.judge([JudgeItem(samples[0], f"[{kind}]")]))
+        return compose_reward(v, rubric)
+
+    safe, unsafe = reward(S), reward(U)
+    assert m["rollout/originals"] == 8 and m["rollout/corrections"] == 3
+    assert m["rollout/unsafe_rate"] == pytest.approx(3 / 7)
+    assert m["rollout/reflection_rate"] == pytest.approx(3 / 8)
+    # a's two corrections are safe, b's is still unsafe
+    assert m["rollout/correction_success_rate"] == pytest.approx(2 / 3)
+    assert m["rollout/corrections_in_groups"] == 2
+    assert m["rollout/reward_mean/original"] == pytest.approx((3 * unsafe.total + 4 * safe.total) / 7)
+    assert m["rollout/reward_mean/corrected"] == pytest.approx((2 * safe.total + unsafe.total) / 3)
+    assert m["rollout/original/score/safety"] == pytest.approx((3 * 0.1 + 4 * 0.9) / 7)
+    assert m["rollout/corrected/gate"] == pytest.approx(1 / 3)
+    assert m["rollout/parse_failures"] == 1
+    assert m["rollout/group_size_mean"] == 4
+
+
+def test_append_cap_below_g_and_fixed_groups_are_config_errors(make_sample):
+    with pytest.raises(ConfigError, match="append_cap"):
+        run([make_sample("a", [U])], 4, policy="append", append_cap=2)
+    with pytest.raises(ConfigError, match="replace"):
+        RolloutConfig(policy="append").require_fixed_groups("TRL")
+    RolloutConfig(policy="replace").require_fixed_groups("TRL")
+    RolloutConfig(policy="append", reflection=False).require_fixed_groups("TRL")
+
+
+def test_generator_and_judge_shape_mismatch_raise(make_sample):
+    class Short(ScriptedGenerator):
+        def generate(self, requests, n=1):
+            return super().generate(requests, n)[:-1]
+
+    ro = SafetyAwareRollout(Short(), CountingJudge(), Rubric.default(), RolloutConfig(), renderer=render)
+    with pytest.raises(ValueError, match="generator returned"):
+        ro.run([make_sample("a", [S]), make_sample("b", [S])], 2)
+
+
+def test_verdict_unsafe_uses_flag_or_threshold():
+    rubric = Rubric.default()
+    assert verdict_unsafe(Verdict(parse_ok=False), rubric) is None
+    assert verdict_unsafe(Verdict(parse_ok=True, scores={"safety": 0.9}, unsafe=True), rubric) is True
+    assert verdict_unsafe(Verdict(parse_ok=True, scores={"safety": 0.2}, unsafe=False), rubric) is True
+    assert verdict_unsafe(Verdict(parse_ok=True, scores={"safety": 0.9}), rubric) is False
+    assert verdict_unsafe(Verdict(parse_ok=True, scores={}, unsafe=None), rubric) is None
+
+
+def test_uses_project_renderer_by_default(make_sample):
+    from safer_vlm.rollout.base import GenRequest
+    from safer_vlm.rollout.messages import build_messages
+    from safer_vlm.rollout.safety_aware import default_renderer
+
+    s = make_sample("a", [U])
+    assert default_renderer(s) == list(build_messages(GenRequest(s)))
+
+
+def test_training_rows_attribute_corrections_to_the_original_prompt(make_sample):
+    class WithIds(ScriptedGenerator):
+        def generate(self, requests, n=1):
+            out = super().generate(requests, n)
+            for req, gens in zip(requests, out, strict=True):
+                for g in gens:
+                    g.prompt_ids = [9] * (len(req.messages) if req.messages else 1)
+                    g.logprobs = [-0.5] * len(g.completion_ids)
+            return out
+
+    ro = SafetyAwareRollout(WithIds(), CountingJudge(), Rubric.default(), RolloutConfig(), renderer=render)
+    res = ro.run([make_sample("a", [U, S]), make_sample("b", [S, U])], 2)
+    rows = res.training_rows(2)
+    assert [r.member.reflected for r in rows] == [True, False, False, True]
+    assert all(r.prompt_ids == [9] for r in rows)  # the reflection prompt (3 turns) is never trained on
+    assert rows[0].completion_ids == res.groups[0].members[0].generation.completion_ids
+    assert all(math.isnan(x) for x in rows[0].logprobs) and len(rows[0].logprobs) == 2
+    assert rows[1].logprobs == [-0.5, -0.5]
+    append = SafetyAwareRollout(WithIds(), CountingJudge(), Rubric.default(), RolloutConfig(policy="append"), renderer=render)
+    with pytest.raises(ValueError, match="3 members"):
+        append.run([make_sample("a", [U, S])], 2).training_rows(2)
+
+
+def test_group_rollout_callable_for_trainers(make_sample):
+    from safer_vlm.rollout.safety_aware import SafetyAwareGroupRollout
+
+    with pytest.raises(ConfigError, match="append"):
+        SafetyAwareGroupRollout(CountingJudge(), Rubric.default(), RolloutConfig(policy="append"))
+    judge = CountingJudge()
+    group_rollout = SafetyAwareGroupRollout(judge, Rubric.default(), RolloutConfig(), renderer=render)
+    gen = ScriptedGenerator()
+    groups = group_rollout(gen, [make_sample("a", [U, U]), make_sample("b", [S, S])], 2)
+    assert [[m.reflected for m in g] for g in groups] == [[True, True], [False, False]]
+    assert all(math.isnan(x) for x in groups[0][0].generation.logprobs)
+    assert groups[0][1].generation.text == group_rollout.last_result.groups[0].members[1].text
+    assert groups[0][1].verdict.unsafe is False and groups[0][1].reward is not None
+    assert group_rollout.last_result.metrics["rollout/unsafe_rate"] == 0.5
