@@ -236,7 +236,6 @@ def make_grpo_config(grpo: Any, output_dir: Path, use_cpu: bool, report_to: str 
         vllm_importance_sampling_correction=grpo.vllm_importance_sampling_correction,
         bf16=grpo.bf16 and not use_cpu,
         use_cpu=use_cpu,
-        gradient_checkpointing=grpo.gradient_checkpointing,
         log_completions=grpo.log_completions,
         report_to=report_to,
         disable_tqdm=True,
@@ -244,6 +243,8 @@ def make_grpo_config(grpo: Any, output_dir: Path, use_cpu: bool, report_to: str 
         dataloader_num_workers=0,
         save_only_model=False,
     )
+    if grpo.gradient_checkpointing:
+        kwargs["gradient_checkpointing"] = True
     if grpo.vllm_server_base_url:
         kwargs["vllm_server_base_url"] = grpo.vllm_server_base_url
     return GRPOConfig(**kwargs)
