@@ -1,0 +1,151 @@
+"""The training config: one validated object from which a GRPO run is fully reproducible.
+
+Relative paths (model path, data path, output_dir) are relative to the directory the command runs
+in, so `make demo` from the repository root writes `runs/demo/`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from safer_vlm.config import StrictModel
+from safer_vlm.judge.rubric import Rubric
+
+
+class ModelSection(StrictModel):
+    """The policy: a local HF-format folder or hub id, or the offline tiny model built into the run."""
+
+    path: str | None = Field(None, description="local HF-format model folder or hub id (Qwen2.5-VL family)")
+    build_tiny: bool = Field(False, description="build the offline tiny Qwen2.5-VL into <output_dir>/tiny_model")
+    tiny_seed: int = Field(0, description="seed for the tiny model's random weights")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="weights dtype when loading (float32 on CPU)"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSection:
+        if self.build_tiny == (self.path is not None):
+            raise ValueError("set exactly one of model.path or model.build_tiny")
+        return self
+
+
+class DataSection(StrictModel):
+    """Training prompts: the synthetic gym (built into the run folder) or a SafetySample JSONL."""
+
+    gym: dict | None = Field(None, description="GymConfig fields; the gym is generated into <output_dir>/gym")
+    path: Path | None = Field(None, description="SafetySample JSONL (images relative to its folder)")
+    split: str = Field("train", description="only records with this `split` are trained on")
+    heldout_split: str | None = Field("heldout", description="split scored before/after training (demo)")
+    max_samples: int | None = Field(None, ge=1, description="use at most this many training prompts")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSection:
+        if (self.gym is None) == (self.path is None):
+            raise ValueError("set exactly one of data.gym or data.path")
+        return self
+
+
+class JudgeSection(StrictModel):
+    """Which judge scores rollouts. `rules` is the offline rule judge (gym labels, format, keywords)."""
+
+    backend: Literal["rules"] = Field("rules", description="judge backend")
+
+
+class RolloutSection(StrictModel):
+    """How a group of answers is produced for each prompt."""
+
+    mode: Literal["plain"] = Field("plain", description="plain: G sampled answers judged once")
+
+
+class GRPOSection(StrictModel):
+    """Every GRPO knob. Defaults are the sister project's (EasyR1) recipe for Qwen2.5-VL-3B/7B."""
+
+    learning_rate: float = Field(1e-6, gt=0, description="AdamW learning rate")
+    lr_scheduler_type: str = Field("constant", description="transformers scheduler name")
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
+    num_generations: int = Field(4, ge=2, description="G: answers sampled per prompt (group size)")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature for rollouts")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling for rollouts")
+    top_k: int = Field(0, ge=0, description="top-k sampling for rollouts (0: off)")
+    max_prompt_length: int | None = Field(
+        4096, ge=1, description="prompts longer than this (tokens, images expanded) are dropped and counted"
+    )
+    max_completion_length: int = Field(2048, ge=1, description="max new tokens per answer")
+    per_device_train_batch_size: int = Field(
+        8, ge=1, description="completions (not prompts) per device per micro-step"
+    )
+    gradient_accumulation_steps: int = Field(4, ge=1, description="micro-steps per optimizer step")
+    max_steps: int = Field(-1, description="optimizer steps; -1 means use num_train_epochs")
+    num_train_epochs: float = Field(2.0, gt=0, description="passes over the prompts when max_steps is -1")
+    beta: float = Field(0.01, ge=0, description="KL coefficient to the reference policy (k3 estimator)")
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"] = Field(
+        "dapo", description="loss aggregation; dapo = token mean over the batch, as in EasyR1"
+    )
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="divide advantages by the group std (group), batch std, or not at all"
+    )
+    epsilon: float = Field(0.2, gt=0, description="lower PPO clip range")
+    epsilon_high: float | None = Field(None, gt=0, description="upper clip range (DAPO clip-higher); None = epsilon")
+    num_iterations: int = Field(1, ge=1, description="optimisation passes per generated batch (mu)")
+    mask_truncated_completions: bool = Field(False, description="exclude answers cut at max length from the loss")
+    seed: int = Field(42, description="seed for data order, sampling and initialisation")
+    logging_steps: int = Field(1, ge=1, description="log metrics every this many steps")
+    save_steps: int = Field(100, ge=1, description="save a resumable TRL checkpoint every this many steps")
+    save_total_limit: int | None = Field(2, ge=1, description="keep at most this many checkpoints")
+    use_vllm: bool = Field(False, description="generate with vLLM (GPU only)")
+    vllm_mode: Literal["server", "colocate"] = Field(
+        "colocate", description="server: `trl vllm-serve` on other GPUs; colocate: vLLM inside the trainer"
+    )
+    vllm_server_base_url: str | None = Field(None, description="vLLM server URL (server mode)")
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vLLM memory share (colocate)")
+    vllm_importance_sampling_correction: bool = Field(
+        True, description="correct vLLM/trainer logprob mismatch (reflected answers carry NaN logprobs: ratio 1)"
+    )
+    bf16: bool = Field(False, description="bfloat16 mixed precision (forced off on CPU)")
+    gradient_checkpointing: bool = Field(False, description="trade compute for memory")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu")
+    log_completions: bool = Field(False, description="print sampled completions at each log step")
+
+    @model_validator(mode="after")
+    def _batch_divisible(self) -> GRPOSection:
+        total = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        if total % self.num_generations:
+            raise ValueError(
+                f"per_device_train_batch_size x gradient_accumulation_steps ({total}) must be a multiple of "
+                f"num_generations ({self.num_generations})"
+            )
+        return self
+
+
+class SFTWarmstart(StrictModel):
+    """A short supervised warm start on template responses before GRPO.
+
+    With `behaviour: random` each item's target behaviour is drawn at random, so the warm start
+    teaches the output format and vocabulary but not the safety decision; GRPO must learn that.
+    """
+
+    enabled: bool = Field(False, description="run the warm start")
+    steps: int = Field(100, ge=1, description="optimizer steps")
+    learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate")
+    batch_size: int = Field(8, ge=1, description="examples per step")
+    behaviour: Literal["random", "expected"] = Field(
+        "random", description="random: format only; expected: also teaches the decision (a baseline)"
+    )
+
+
+class TrainConfig(StrictModel):
+    """A full GRPO run: model, data, judge, rubric, rollout, optimiser knobs, warm start, output."""
+
+    model: ModelSection
+    data: DataSection
+    judge: JudgeSection = Field(default_factory=JudgeSection)
+    rubric: Rubric = Field(default_factory=Rubric)
+    rollout: RolloutSection = Field(default_factory=RolloutSection)
+    grpo: GRPOSection = Field(default_factory=GRPOSection)
+    sft_warmstart: SFTWarmstart = Field(default_factory=SFTWarmstart)
+    output_dir: Path = Field(Path("runs/train"), description="run folder (config, metrics, checkpoint)")

@@ -1,0 +1,328 @@
+"""The only module that imports TRL (pinned trl==1.16.0): our rollout and rewards behind GRPOTrainer.
+
+How the pieces meet (all checked against trl 1.16.0's `GRPOTrainer`):
+- the dataset rows carry the prompt as chat messages whose user turn holds `sample_id`, and the
+  images as PIL objects, so TRL re-encodes the same pixels for the loss pass;
+- `rollout_func(prompts, trainer)` receives the prompts already repeated `num_generations` times
+  (consecutive), finds each group's `SafetySample` by `sample_id`, runs a `GroupRollout` on the
+  trainer's current policy and returns `prompt_ids` (chat prompt with the image tokens expanded),
+  `completion_ids`, `logprobs` and the extra key `scored`, which TRL forwards to reward functions;
+- `structured_reward` is the objective (weight 1); one reward function per rubric criterion,
+  penalty and the gate has weight 0: TRL logs each as `rewards/<name>/mean` but, in
+  `sum_then_normalize` aggregation, multiplies it by 0 before the advantages. A reward of None
+  (unusable verdict) becomes NaN; a completion whose every reward function returned None gets
+  advantage 0, so each criterion function returns None exactly when the total is None.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from safer_vlm.data.schema import SafetySample
+from safer_vlm.judge.rubric import Rubric
+from safer_vlm.rollout.base import Generator
+from safer_vlm.train.group_rollout import GroupRollout, ScoredGeneration
+
+#: Builds a Generator around the policy that is being trained, for one rollout call.
+GeneratorFactory = Callable[[Any, Any], Generator]  # (unwrapped_model, trainer) -> Generator
+
+SAMPLE_ID_KEY = "sample_id"
+
+
+def sample_id_of(prompt: list[dict]) -> str:
+    """The SafetySample id a dataset prompt was built from (kept on its user message)."""
+    for message in prompt:
+        if message.get("role") == "user" and message.get(SAMPLE_ID_KEY):
+            return str(message[SAMPLE_ID_KEY])
+    raise ValueError("prompt has no user message carrying a sample_id; build the dataset with build_dataset()")
+
+
+def build_dataset(samples: list[SafetySample], render: Callable[[SafetySample], list[dict]], load_images: Callable[[SafetySample], list]):
+    """A `datasets.Dataset` in TRL's conversational VLM format: `prompt`, `images`, `sample_id`.
+
+    TRL renders `prompt` with `images` again for the loss pass, and the image features it computes
+    must line up with the `prompt_ids` our rollout returns: so the prompt text here is exactly the
+    chat the generators render (`render`), with its images moved to the `images` column (TRL puts
+    them back before the text of the first user turn, where `build_messages` has them)."""
+    from datasets import Dataset
+
+    rows = []
+    for s in samples:
+        rows.append({"prompt": _text_only_chat(render(s), s.id), "images": load_images(s), SAMPLE_ID_KEY: s.id})
+    return Dataset.from_list(rows)
+
+
+def _text_only_chat(messages: list[dict], sample_id: str) -> list[dict]:
+    out = []
+    first_user = True
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):
+            kinds = [p.get("type") for p in content]
+            n_images = kinds.count("image")
+            if n_images and (m.get("role") != "user" or not first_user or kinds[:n_images] != ["image"] * n_images):
+                raise ValueError(f"sample {sample_id}: images must lead the first user turn for TRL's re-rendering")
+            if any(k not in ("image", "text") for k in kinds):
+                raise ValueError(f"sample {sample_id}: unsupported content part types {kinds}")
+            text = "".join(p["text"] for p in content if p.get("type") == "text")
+        else:
+            text = str(content)
+        msg = {"role": m["role"], "content": text}
+        if m["role"] == "user" and first_user:
+            msg[SAMPLE_ID_KEY] = sample_id
+            first_user = False
+        out.append(msg)
+    if first_user:
+        raise ValueError(f"sample {sample_id}: the chat has no user turn")
+    return out
+
+
+def _scored_record(sg: ScoredGeneration) -> dict[str, Any]:
+    """What reward functions see of one scored answer (plain data: TRL stores it in the batch rows)."""
+    return {
+        "reward": None if sg.reward is None else sg.reward.total,
+        "parts": {} if sg.reward is None else dict(sg.reward.parts),
+        "parse_ok": sg.verdict.parse_ok and sg.verdict.error is None,
+        "unsafe": sg.verdict.unsafe,
+        "reflected": sg.reflected,
+        "judge_id": sg.verdict.judge_id,
+    }
+
+
+def make_rollout_func(
+    samples: dict[str, SafetySample],
+    group_rollout: GroupRollout,
+    generator_factory: GeneratorFactory,
+) -> Callable[[list, Any], dict[str, list]]:
+    """TRL `rollout_func`: one group rollout per distinct prompt, flattened back in TRL's order."""
+
+    def rollout_func(prompts: list, trainer: Any) -> dict[str, list]:
+        from trl.models import unwrap_model_for_generation
+
+        n = trainer.num_generations if trainer.model.training else trainer.num_generations_eval
+        if len(prompts) % n:
+            raise ValueError(f"rollout got {len(prompts)} prompts, not a multiple of num_generations={n}")
+        ids = [sample_id_of(p) for p in prompts]
+        group_ids = ids[::n]
+        for g, sid in enumerate(group_ids):
+            if any(x != sid for x in ids[g * n : (g + 1) * n]):
+                raise ValueError("rollout_func expects each prompt repeated num_generations times consecutively")
+        missing = [sid for sid in group_ids if sid not in samples]
+        if missing:
+            raise KeyError(f"rollout_func: unknown sample ids {missing[:3]}")
+        with unwrap_model_for_generation(
+            trainer.model_wrapped,
+            trainer.accelerator,
+            gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
+            generation_kwargs=getattr(trainer, "generation_kwargs", None),
+            gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs,
+        ) as unwrapped:
+            generator = generator_factory(unwrapped, trainer)
+            groups = group_rollout(generator, [samples[sid] for sid in group_ids], n)
+        return flatten_groups(groups, n)
+
+    return rollout_func
+
+
+def flatten_groups(groups: list[list[ScoredGeneration]], n: int) -> dict[str, list]:
+    """Turn scored groups into TRL's rollout output; every answer is attributed to its group's prompt.
+
+    Reflected answers were sampled under the reflection context, so they get NaN logprobs (TRL then
+    applies no importance-sampling correction to them) and the original prompt's ids."""
+    out: dict[str, list] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "scored": []}
+    any_logprobs = False
+    for group in groups:
+        if len(group) != n:
+            raise ValueError(f"a rollout group has {len(group)} answers; GRPO needs exactly {n}")
+        originals = [sg for sg in group if not sg.reflected]
+        if not originals:
+            raise ValueError("a rollout group has no original (non-reflected) answer to take its prompt from")
+        prompt_ids = list(originals[0].generation.prompt_ids)
+        for sg in group:
+            gen = sg.generation
+            if not sg.reflected and list(gen.prompt_ids) != prompt_ids:
+                raise ValueError("answers in one group were generated from different prompt ids")
+            out["prompt_ids"].append(prompt_ids)
+            out["completion_ids"].append(list(gen.completion_ids))
+            if gen.logprobs is not None and not sg.reflected:
+                any_logprobs = True
+                out["logprobs"].append(list(gen.logprobs))
+            else:
+                out["logprobs"].append([math.nan] * len(gen.completion_ids))
+            out["scored"].append(_scored_record(sg))
+    if not any_logprobs:
+        out["logprobs"] = None  # type: ignore[assignment]
+    return out
+
+
+def structured_reward(prompts, completions, scored, log_metric=None, **kwargs) -> list[float | None]:
+    """The objective: the composed rubric reward; None for an unusable verdict (counted, never 0)."""
+    rewards = [rec["reward"] for rec in scored]
+    if log_metric is not None:
+        failures = sum(r is None for r in rewards)
+        reflected = sum(bool(rec["reflected"]) for rec in scored)
+        log_metric("judge/parse_failures", float(failures))
+        log_metric("judge/parse_failure_rate", failures / max(len(rewards), 1))
+        log_metric("rollout/reflected_frac", reflected / max(len(rewards), 1))
+        unsafe = [rec["unsafe"] for rec in scored if rec["unsafe"] is not None]
+        if unsafe:
+            log_metric("judge/unsafe_rate", sum(unsafe) / len(unsafe))
+    return rewards
+
+
+def _part_reward(func_name: str, part_key: str) -> Callable[..., list[float | None]]:
+    def reward(prompts, completions, scored, **kwargs) -> list[float | None]:
+        return [None if rec["reward"] is None else rec["parts"].get(part_key) for rec in scored]
+
+    reward.__name__ = func_name
+    reward.__qualname__ = func_name
+    reward.__doc__ = f"Logged only (weight 0): `{part_key}` of the reward breakdown."
+    return reward
+
+
+def reward_functions(rubric: Rubric) -> tuple[list[Callable[..., list[float | None]]], list[float]]:
+    """The objective plus one weight-0 function per criterion score, penalty and the gate."""
+    funcs: list[Callable[..., list[float | None]]] = [structured_reward]
+    for name in rubric.scored_criteria:
+        funcs.append(_part_reward(name, f"score/{name}"))
+    for name in rubric.penalties:
+        funcs.append(_part_reward(f"penalty_{name}", f"penalty/{name}"))
+    if rubric.gate.enabled:
+        funcs.append(_part_reward("safety_gate", "gate"))
+    weights = [1.0] + [0.0] * (len(funcs) - 1)
+    return funcs, weights
+
+
+def make_grpo_config(grpo: Any, output_dir: Path, use_cpu: bool, report_to: str = "none"):
+    """Translate our GRPOSection into TRL's GRPOConfig (bf16 is forced off on CPU)."""
+    from trl import GRPOConfig
+
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        learning_rate=grpo.learning_rate,
+        lr_scheduler_type=grpo.lr_scheduler_type,
+        warmup_steps=grpo.warmup_steps,
+        weight_decay=grpo.weight_decay,
+        max_grad_norm=grpo.max_grad_norm,
+        num_generations=grpo.num_generations,
+        temperature=grpo.temperature,
+        top_p=grpo.top_p,
+        top_k=grpo.top_k,
+        max_completion_length=grpo.max_completion_length,
+        per_device_train_batch_size=grpo.per_device_train_batch_size,
+        gradient_accumulation_steps=grpo.gradient_accumulation_steps,
+        max_steps=grpo.max_steps,
+        num_train_epochs=grpo.num_train_epochs,
+        beta=grpo.beta,
+        loss_type=grpo.loss_type,
+        scale_rewards=grpo.scale_rewards,
+        epsilon=grpo.epsilon,
+        epsilon_high=grpo.epsilon_high,
+        num_iterations=grpo.num_iterations,
+        mask_truncated_completions=grpo.mask_truncated_completions,
+        multi_objective_aggregation="sum_then_normalize",
+        seed=grpo.seed,
+        data_seed=grpo.seed,
+        logging_steps=grpo.logging_steps,
+        save_steps=grpo.save_steps,
+        save_total_limit=grpo.save_total_limit,
+        use_vllm=grpo.use_vllm,
+        vllm_mode=grpo.vllm_mode,
+        vllm_gpu_memory_utilization=grpo.vllm_gpu_memory_utilization,
+        vllm_importance_sampling_correction=grpo.vllm_importance_sampling_correction,
+        bf16=grpo.bf16 and not use_cpu,
+        use_cpu=use_cpu,
+        log_completions=grpo.log_completions,
+        report_to=report_to,
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        save_only_model=False,
+    )
+    if grpo.gradient_checkpointing:
+        kwargs["gradient_checkpointing"] = True
+    if grpo.vllm_server_base_url:
+        kwargs["vllm_server_base_url"] = grpo.vllm_server_base_url
+    return GRPOConfig(**kwargs)
+
+
+def metrics_callback(path: Path, on_step: Callable[[int, dict], None] | None = None):
+    """A TrainerCallback appending every TRL log (one JSON object per logged step) to `path`."""
+    from transformers import TrainerCallback
+
+    class _MetricsToJsonl(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs:
+                return
+            record = {"step": state.global_step, **{k: _plain(v) for k, v in logs.items()}}
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+            if on_step is not None:
+                on_step(state.global_step, record)
+
+    return _MetricsToJsonl()
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if isinstance(v, (int, float, str, bool)) or v is None:
+        return v
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def step_callback(on_step_end: Callable[[int, int], None]):
+    """A TrainerCallback reporting (global_step, max_steps) after each optimizer step (progress bars)."""
+    from transformers import TrainerCallback
+
+    class _Progress(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            on_step_end(state.global_step, state.max_steps)
+
+    return _Progress()
+
+
+def make_trainer(
+    model: Any,
+    processor: Any,
+    dataset: Any,
+    args: Any,
+    rollout_func: Callable,
+    rubric: Rubric,
+    callbacks: list | None = None,
+):
+    """Assemble the GRPOTrainer with our rollout, the structured reward and the logged criteria."""
+    import os
+
+    from trl import GRPOTrainer
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    funcs, weights = reward_functions(rubric)
+    args.reward_weights = weights
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=funcs,
+        args=args,
+        train_dataset=dataset,
+        processing_class=processor,
+        rollout_func=rollout_func,
+        callbacks=callbacks or [],
+    )
+    trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and our progress bar
+    return trainer
+
+
+def last_checkpoint(run_dir: Path) -> str | None:
+    """The newest TRL checkpoint folder under `run_dir` (for --resume), or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
