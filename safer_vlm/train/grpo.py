@@ -151,6 +151,8 @@ def generator_factory(processor: Any) -> Callable[[Any, Any], Any]:
             max_new_tokens=trainer.max_completion_length,
             temperature=trainer.temperature,
             generation_config=trainer.generation_config,
+            # one generate call per rollout stage, as TRL's own generation does
+            batch_size=trainer.args.per_device_train_batch_size,
         )
 
     return factory
