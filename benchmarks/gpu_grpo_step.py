@@ -22,6 +22,24 @@ from pathlib import Path
 G = 4
 
 
+def sanity_check(model, processor, samples) -> dict:
+    """Every weight finite, and one forward pass on two gym prompts gives finite logits."""
+    import torch
+
+    from safer_vlm.rollout.base import GenRequest
+    from safer_vlm.rollout.messages import build_messages, processor_inputs
+
+    bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+    inputs = processor_inputs(processor, [build_messages(GenRequest(s)) for s in samples])
+    param = next(model.parameters())
+    inputs = {k: v.to(param.device) for k, v in inputs.items()}
+    inputs["pixel_values"] = inputs["pixel_values"].to(param.dtype)
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    return {"nonfinite_params": bad[:5], "logits_finite": bool(torch.isfinite(logits).all()),
+            "logits_absmax": float(logits.float().abs().max())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", choices=["3b", "tiny"], default="3b")
@@ -31,6 +49,10 @@ def main() -> None:
     parser.add_argument("--max-new", type=int, default=256)
     parser.add_argument("--f", type=float, default=0.25, help="unsafe fraction forced in each group")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
+    parser.add_argument("--model-dir", type=Path, default=None, help="build the model here once; reuse it if present")
+    parser.add_argument("--reflection", choices=["off", "on", "both"], default="both")
+    parser.add_argument("--beta", type=float, default=0.01, help="KL coefficient (> 0 builds a reference model)")
+    parser.add_argument("--no-gc", action="store_true", help="no gradient checkpointing")
     args = parser.parse_args()
 
     import os
@@ -56,16 +78,19 @@ def main() -> None:
         samples = list(read_samples(root / "gym" / "train.jsonl"))
         start = time.perf_counter()
         shape = QWEN2_5_VL_3B_SHAPE if args.shape == "3b" else None
-        model_dir = build_tiny_vlm(
-            root / "model", seed=0, extra_corpus=list(gym_corpus(gym_cfg)), shape=shape,
-            device=args.device if cuda else "cpu",
-        )
-        info["build_and_save_s"] = round(time.perf_counter() - start, 1)
+        model_dir = args.model_dir or root / "model"
+        if not (model_dir / "config.json").is_file():
+            build_tiny_vlm(
+                model_dir, seed=0, extra_corpus=list(gym_corpus(gym_cfg)), shape=shape,
+                save_dtype="bfloat16" if cuda else "float32",
+            )
+            info["build_and_save_s"] = round(time.perf_counter() - start, 1)
         if cuda:
             torch.cuda.empty_cache()
 
         results = {}
-        for reflection in (False, True):
+        modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.reflection]
+        for reflection in modes:
             cfg = TrainConfig.model_validate({
                 "model": {"path": str(model_dir), "dtype": "bfloat16" if cuda else "float32"},
                 "data": {"path": "unused.jsonl"},
@@ -73,21 +98,32 @@ def main() -> None:
                 "trajectories": {"every_steps": 1, "groups_per_step": 1},
                 "grpo": {
                     "learning_rate": 1e-6, "num_generations": G, "per_device_train_batch_size": G * args.prompts,
-                    "gradient_accumulation_steps": 1, "max_steps": args.steps, "beta": 0.01,
-                    "max_completion_length": args.max_new, "bf16": cuda, "gradient_checkpointing": cuda,
+                    "gradient_accumulation_steps": 1, "max_steps": args.steps, "beta": args.beta,
+                    "max_completion_length": args.max_new, "bf16": cuda,
+                    "gradient_checkpointing": cuda and not args.no_gc,
                     "device": "cuda" if cuda else "cpu", "save_steps": 10_000, "logging_steps": 1, "seed": 0,
                 },
             })
             model, processor = load_policy(model_dir, dtype=cfg.model.dtype, device=args.device)
             info["parameters_b"] = round(sum(p.numel() for p in model.parameters()) / 1e9, 3)
+            info["sanity"] = sanity_check(model, processor, samples[:2])
+            print("sanity", info["sanity"], flush=True)
             judge = ControlledUnsafeJudge(RuleJudge(cfg.rubric), cfg.rubric, args.f, G, reflection=reflection)
             run_dir = root / f"run_{'on' if reflection else 'off'}"
             run_dir.mkdir()
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             stamps: list[float] = [time.perf_counter()]
-            run_grpo(cfg, run_dir, model, processor, samples, judge,
-                     on_step=lambda step, total: stamps.append(time.perf_counter()))
+
+            def on_step(step: int, total: int, stamps=stamps) -> None:
+                stamps.append(time.perf_counter())
+                print(f"  step {step}/{total}: {stamps[-1] - stamps[-2]:.2f} s", flush=True)
+
+            def on_log(step: int, rec: dict) -> None:
+                keys = ("loss", "grad_norm", "kl", "reward", "completions/mean_length", "rollout/reflection_rate")
+                print(f"  log {step}: " + ", ".join(f"{k}={rec.get(k)}" for k in keys if k in rec), flush=True)
+
+            run_grpo(cfg, run_dir, model, processor, samples, judge, on_step=on_step, on_log=on_log)
             steps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
             rows = [json.loads(x) for x in (run_dir / METRICS_NAME).read_text().splitlines() if x.strip()]
             logged = [r for r in rows if "loss" in r]
@@ -109,15 +145,17 @@ def main() -> None:
             if cuda:
                 torch.cuda.empty_cache()
 
-    on, off = results["reflection_on"], results["reflection_off"]
-    ratio = on["median_step_s_after_first"] / off["median_step_s_after_first"]
     info.update(results)
-    info["on_over_off"] = round(ratio, 3)
-    info["bound_1_plus_f"] = 1 + args.f
+    info["settings"] = {"beta": args.beta, "gradient_checkpointing": not args.no_gc, "max_new": args.max_new,
+                        "prompts": args.prompts, "G": G, "f": args.f}
     print(json.dumps(info, indent=1))
-    print(f"{info['device']}: {info['parameters_b']} B params, step {off['median_step_s_after_first']} s (reflection off) "
-          f"/ {on['median_step_s_after_first']} s (on, f={args.f}): ratio {ratio:.2f} vs bound {1 + args.f:.2f}; "
-          f"peak memory {off['peak_gpu_mem_gib']} / {on['peak_gpu_mem_gib']} GiB")
+    if len(results) == 2:
+        on, off = results["reflection_on"], results["reflection_off"]
+        ratio = on["median_step_s_after_first"] / off["median_step_s_after_first"]
+        info["on_over_off"] = round(ratio, 3)
+        print(f"{info['device']}: {info['parameters_b']} B params, step {off['median_step_s_after_first']} s "
+              f"(reflection off) / {on['median_step_s_after_first']} s (on, f={args.f}): ratio {ratio:.2f} vs "
+              f"bound {1 + args.f:.2f}; peak memory {off['peak_gpu_mem_gib']} / {on['peak_gpu_mem_gib']} GiB")
     if args.out:
         args.out.write_text(json.dumps(info, indent=1))
 

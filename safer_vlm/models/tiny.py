@@ -153,7 +153,7 @@ def build_tiny_vlm(
     hidden_size: int = 64,
     num_layers: int = 2,
     shape: VLMShape | None = None,
-    device: str = "cpu",
+    save_dtype: str = "float32",
     min_image_pixels: int = 56 * 56,
     max_image_pixels: int = 112 * 112,
 ) -> Path:
@@ -161,7 +161,7 @@ def build_tiny_vlm(
 
     Deterministic for a given `seed` and corpus. `extra_corpus` lets the gym add its own texts to the
     tokenizer's training data. `shape` overrides the sizes (e.g. `QWEN2_5_VL_3B_SHAPE` for a
-    random-weight GPU check); `device` builds the weights there (bf16 off the CPU). Images are resized to between `min_image_pixels` and
+    random-weight GPU check); `save_dtype` is the dtype written (e.g. "bfloat16" for a 3B shape). Images are resized to between `min_image_pixels` and
     `max_image_pixels` (default: 56-112 px squares, i.e. 4-16 image tokens). Returns `out_dir`.
     """
     import torch
@@ -190,11 +190,9 @@ def build_tiny_vlm(
             vision_intermediate=2 * hidden_size,
         )
     config = _model_config(tokenizer, shape=shape, max_positions=4096 if shape.hidden <= 256 else 32768)
-    with torch.random.fork_rng(devices=[]), torch.device(device):
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = Qwen2_5_VLForConditionalGeneration(config).to(
-            torch.float32 if device == "cpu" else torch.bfloat16
-        )
+        model = Qwen2_5_VLForConditionalGeneration(config).to(getattr(torch, save_dtype))
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     model.generation_config = GenerationConfig(
