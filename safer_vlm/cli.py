@@ -7,7 +7,6 @@ this file stays a table of contents and the heavy imports (torch, TRL) happen on
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 
 import typer
@@ -32,9 +31,7 @@ COMMAND_MODULES = (
 )
 
 for _name in COMMAND_MODULES:
-    # DEV: modules are being written on parallel branches; strict import restored at integration.
-    if importlib.util.find_spec(_name) is not None:
-        importlib.import_module(_name).register(app)
+    importlib.import_module(_name).register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

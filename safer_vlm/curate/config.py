@@ -12,7 +12,7 @@ from safer_vlm.config import StrictModel
 from safer_vlm.curate.decontaminate import DecontamConfig
 from safer_vlm.curate.dedup import DedupConfig
 from safer_vlm.curate.qibox import QIBoxConfig
-from safer_vlm.judge.config import JudgeConfig, _resolve_paths
+from safer_vlm.judge.config import JudgeConfig, resolve_judge_paths
 from safer_vlm.judge.rubric import Rubric
 
 #: `load_source` keyword arguments a source's `options` may set.
@@ -88,4 +88,4 @@ class CurateConfig(StrictModel):
             self.policy.path = str(local.resolve())
         if not self.output_dir.is_absolute():
             self.output_dir = (base / self.output_dir).resolve()
-        _resolve_paths(self.judge, base)
+        resolve_judge_paths(self.judge, base)

@@ -112,10 +112,10 @@ def parse_judge_config(data: dict[str, Any], source: str = "<judge config>") -> 
         raise ConfigError(message) from None
 
 
-def _resolve_paths(cfg: Any, base: Path) -> None:
+def resolve_judge_paths(cfg: Any, base: Path) -> None:
     if isinstance(cfg, EnsembleJudgeConfig):
         for member in cfg.members:
-            _resolve_paths(member, base)
+            resolve_judge_paths(member, base)
         return
     cache_dir = getattr(cfg, "cache_dir", None)
     if cache_dir is not None and not Path(cache_dir).is_absolute():
@@ -128,5 +128,5 @@ def load_judge_config(path: Path) -> Any:
     """Read a judge YAML into one of the JudgeConfig models; relative paths resolve against its folder."""
     path = Path(path)
     cfg = parse_judge_config(read_yaml(path), str(path))
-    _resolve_paths(cfg, path.resolve().parent)
+    resolve_judge_paths(cfg, path.resolve().parent)
     return cfg
