@@ -107,6 +107,25 @@ class ChatClient:
     held privately, sent only as a Bearer header, and kept out of repr, logs and error text.
     """
 
+    @classmethod
+    def from_config(cls, cfg: object) -> ChatClient:
+        """A client for any endpoint config carrying base_url, model, api_key_env, concurrency,
+        timeout_s, max_retries and backoffs (the judge's and the policy generator's)."""
+        optional = {
+            name: getattr(cfg, name)
+            for name in ("backoff_s", "backoff_max_s", "unreachable_cooldown_s")
+            if getattr(cfg, name, None) is not None
+        }
+        return cls(
+            cfg.base_url,  # type: ignore[attr-defined]
+            cfg.model,  # type: ignore[attr-defined]
+            api_key=read_api_key(cfg.api_key_env),  # type: ignore[attr-defined]
+            concurrency=cfg.concurrency,  # type: ignore[attr-defined]
+            timeout_s=cfg.timeout_s,  # type: ignore[attr-defined]
+            max_retries=cfg.max_retries,  # type: ignore[attr-defined]
+            **optional,
+        )
+
     def __init__(
         self,
         base_url: str,

@@ -18,7 +18,6 @@ from safer_vlm.chat_client import (
     EndpointUnreachable,
     RequestRejected,
     image_data_url,
-    read_api_key,
 )
 from safer_vlm.errors import SaferVLMError
 from safer_vlm.judge.base import JudgeItem, Verdict
@@ -44,17 +43,7 @@ class OpenAICompatJudge:
         self.cfg = cfg
         self.rubric = rubric
         self.judge_id = cfg.judge_id or f"openai:{cfg.model}"
-        self.client = client or ChatClient(
-            cfg.base_url,
-            cfg.model,
-            api_key=read_api_key(cfg.api_key_env),
-            concurrency=cfg.concurrency,
-            timeout_s=cfg.timeout_s,
-            max_retries=cfg.max_retries,
-            backoff_s=cfg.backoff_s,
-            backoff_max_s=cfg.backoff_max_s,
-            unreachable_cooldown_s=cfg.unreachable_cooldown_s,
-        )
+        self.client = client or ChatClient.from_config(cfg)
         self.cache = JudgeCache(cfg.cache_dir) if cfg.cache_dir is not None else None
         self._params: dict[str, Any] = {
             "temperature": cfg.temperature,

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import Field
 
-from safer_vlm.chat_client import ChatClient, image_data_url, read_api_key
+from safer_vlm.chat_client import ChatClient, image_data_url
 from safer_vlm.config import StrictModel
 from safer_vlm.data.images import resolve_inside
 from safer_vlm.errors import DataError
@@ -78,16 +78,7 @@ class OpenAICompatGenerator:
 
     def __init__(self, cfg: OpenAIGeneratorConfig, client: ChatClient | None = None) -> None:
         self.cfg = cfg
-        self.client = client or ChatClient(
-            cfg.base_url,
-            cfg.model,
-            api_key=read_api_key(cfg.api_key_env),
-            concurrency=cfg.concurrency,
-            timeout_s=cfg.timeout_s,
-            max_retries=cfg.max_retries,
-            backoff_s=cfg.backoff_s,
-            backoff_max_s=cfg.backoff_max_s,
-        )
+        self.client = client or ChatClient.from_config(cfg)
         self._params = {
             "temperature": cfg.temperature,
             "top_p": cfg.top_p,
