@@ -13,6 +13,7 @@ On a CPU (logic check only): --shape tiny --device cpu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -42,7 +43,8 @@ def sanity_check(model, processor, samples) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shape", choices=["3b", "tiny"], default="3b")
+    parser.add_argument("--shape", choices=["3b", "3b-4layers", "tiny"], default="3b",
+                        help="3b-4layers: the 3B widths with 4 text and 4 vision layers (a CPU-sized probe)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--prompts", type=int, default=4, help="prompts per step (x G=4 answers)")
@@ -77,12 +79,18 @@ def main() -> None:
         build_gym(gym_cfg, root / "gym")
         samples = list(read_samples(root / "gym" / "train.jsonl"))
         start = time.perf_counter()
-        shape = QWEN2_5_VL_3B_SHAPE if args.shape == "3b" else None
+        shape = {
+            "3b": QWEN2_5_VL_3B_SHAPE,
+            "3b-4layers": dataclasses.replace(
+                QWEN2_5_VL_3B_SHAPE, layers=4, vision_depth=4, fullatt_block_indexes=(1, 3)
+            ),
+            "tiny": None,
+        }[args.shape]
         model_dir = args.model_dir or root / "model"
         if not (model_dir / "config.json").is_file():
             build_tiny_vlm(
                 model_dir, seed=0, extra_corpus=list(gym_corpus(gym_cfg)), shape=shape,
-                save_dtype="bfloat16" if cuda else "float32",
+                save_dtype="bfloat16" if cuda or args.shape != "tiny" else "float32",
             )
             info["build_and_save_s"] = round(time.perf_counter() - start, 1)
         if cuda:
@@ -92,7 +100,7 @@ def main() -> None:
         modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.reflection]
         for reflection in modes:
             cfg = TrainConfig.model_validate({
-                "model": {"path": str(model_dir), "dtype": "bfloat16" if cuda else "float32"},
+                "model": {"path": str(model_dir), "dtype": "bfloat16" if cuda or args.shape != "tiny" else "float32"},
                 "data": {"path": "unused.jsonl"},
                 "rollout": {"reflection": reflection, "max_reflections": G, "rounds": 1},
                 "trajectories": {"every_steps": 1, "groups_per_step": 1},
