@@ -192,12 +192,13 @@ def run_demo(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
     model.eval()
     stages["after GRPO"] = score("after GRPO")
     grpo.save_policy(model, processor, run_dir / grpo.FINAL_NAME)
+    grpo.write_trajectory_viewer(cfg, run_dir)
     plot_curve(run_dir / grpo.METRICS_NAME, run_dir / "reward_curve.png")
     torch.set_grad_enabled(True)
 
     rows = [json.loads(x) for x in (run_dir / grpo.METRICS_NAME).read_text().splitlines() if x.strip()]
     train_failures = sum(int(r.get("judge/parse_failures") or 0) for r in rows)
-    reflected = [r["rollout/reflected_frac"] for r in rows if r.get("rollout/reflected_frac") is not None]
+    reflection = reflection_summary(rows)
     summary: dict[str, Any] = {
         "heldout_reward_before": stages["initial"]["reward"],
         "heldout_reward_after_sft": stages["after SFT"]["reward"] if "after SFT" in stages else None,
@@ -212,7 +213,8 @@ def run_demo(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
             "heldout_after": stages["after GRPO"]["parse_failures"],
             "training": train_failures,
         },
-        "reflected_frac_mean": sum(reflected) / len(reflected) if reflected else None,
+        "reflection": cfg.rollout.reflection,
+        **reflection,
         "grpo_steps": trainer.state.global_step,
         "final_frac_reward_zero_std": rows[-2].get("frac_reward_zero_std") if len(rows) > 1 else None,
         "wall_time_s": time.perf_counter() - start,
@@ -227,9 +229,32 @@ def run_demo(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
         f"held-out reward {_fmt(summary['heldout_reward_before'])} -> {_fmt(summary['heldout_reward_after'])}{sft}, "
         f"behaviour accuracy {_fmt(acc0['all'])} -> {_fmt(acc1['all'])} "
         f"(text {_fmt(acc1['text'])}, image {_fmt(acc1['image'])}, both {_fmt(acc1['both'])}, "
-        f"benign {_fmt(acc1['benign'])}; chance 0.33), {summary['wall_time_s']:.0f} s"
+        f"benign {_fmt(acc1['benign'])}; chance 0.33), reflection rate {_fmt(summary['reflection_rate'])}, "
+        f"corrections safe {_fmt(summary['correction_success_rate'])}, {summary['wall_time_s']:.0f} s"
     )
     return summary
+
+
+def reflection_summary(rows: list[dict]) -> dict[str, float | None]:
+    """Training-wide reflection figures from the per-step metrics: the share of sampled answers that
+    were reflected on, and the share of corrections judged safe (weighted by corrections per step)."""
+    originals = sum(float(r.get("rollout/originals") or 0) for r in rows)
+    reflected = sum(
+        float(r.get("rollout/reflection_rate") or 0) * float(r.get("rollout/originals") or 0) for r in rows
+    )
+    corrections = sum(float(r.get("rollout/corrections") or 0) for r in rows)
+    successes = sum(
+        float(r.get("rollout/correction_success_rate") or 0) * float(r.get("rollout/corrections") or 0)
+        for r in rows
+    )
+    unsafe = [r["rollout/unsafe_rate"] for r in rows if r.get("rollout/unsafe_rate") is not None]
+    return {
+        "reflection_rate": reflected / originals if originals else None,
+        "correction_success_rate": successes / corrections if corrections else None,
+        "corrections": corrections,
+        "unsafe_rate_first_step": unsafe[0] if unsafe else None,
+        "unsafe_rate_last_step": unsafe[-1] if unsafe else None,
+    }
 
 
 #: Mappings replaced whole, not merged key by key (weights: a removed key must stay removed).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -79,3 +80,11 @@ class Judge(Protocol):
     judge_id: str
 
     async def judge(self, batch: list[JudgeItem]) -> list[Verdict]: ...
+
+
+def judge_blocking(judge: Judge, items: list[JudgeItem]) -> list[Verdict]:
+    """Run an async judge from synchronous code (training, scoring); checks one verdict per item."""
+    verdicts = asyncio.run(judge.judge(items))
+    if len(verdicts) != len(items):
+        raise RuntimeError(f"judge {judge.judge_id} returned {len(verdicts)} verdicts for {len(items)} items")
+    return verdicts

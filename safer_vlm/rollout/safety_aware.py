@@ -414,7 +414,11 @@ class GroupMember:
     verdict: Verdict
     reward: RewardBreakdown | None
     reflected: bool
-    sample: RolloutSample
+    sample: RolloutSample | None = None
+
+
+#: (generator bound to the current policy, prompts, G) -> exactly G members per prompt, in prompt order.
+GroupRollout = Callable[[Generator, list[SafetySample], int], list[list[GroupMember]]]
 
 
 class SafetyAwareGroupRollout:

@@ -12,7 +12,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from safer_vlm.config import StrictModel
+from safer_vlm.judge.config import JudgeConfig, RulesJudgeConfig
 from safer_vlm.judge.rubric import Rubric
+from safer_vlm.rollout.config import RolloutConfig
 
 
 class ModelSection(StrictModel):
@@ -46,18 +48,6 @@ class DataSection(StrictModel):
         if (self.gym is None) == (self.path is None):
             raise ValueError("set exactly one of data.gym or data.path")
         return self
-
-
-class JudgeSection(StrictModel):
-    """Which judge scores rollouts. `rules` is the offline rule judge (gym labels, format, keywords)."""
-
-    backend: Literal["rules"] = Field("rules", description="judge backend")
-
-
-class RolloutSection(StrictModel):
-    """How a group of answers is produced for each prompt."""
-
-    mode: Literal["plain"] = Field("plain", description="plain: G sampled answers judged once")
 
 
 class GRPOSection(StrictModel):
@@ -138,14 +128,28 @@ class SFTWarmstart(StrictModel):
     )
 
 
+class TrajectoryLog(StrictModel):
+    """Which rollout groups are kept for the trajectory viewer (`<run>/trajectories.jsonl` + `.html`)."""
+
+    every_steps: int = Field(5, ge=1, description="log groups from every this many rollout steps")
+    groups_per_step: int = Field(4, ge=0, description="groups logged per such step (corrected ones first)")
+    viewer_groups: int = Field(24, ge=1, description="groups shown in trajectories.html")
+
+
 class TrainConfig(StrictModel):
     """A full GRPO run: model, data, judge, rubric, rollout, optimiser knobs, warm start, output."""
 
     model: ModelSection
     data: DataSection
-    judge: JudgeSection = Field(default_factory=JudgeSection)
+    judge: JudgeConfig = Field(
+        default_factory=RulesJudgeConfig,
+        description="judge backend and settings (rules | openai_compat | hf_local | ensemble)",
+    )
     rubric: Rubric = Field(default_factory=Rubric)
-    rollout: RolloutSection = Field(default_factory=RolloutSection)
+    rollout: RolloutConfig = Field(
+        default_factory=RolloutConfig, description="safety-aware rollout; rollout.reflection: false = plain GRPO"
+    )
     grpo: GRPOSection = Field(default_factory=GRPOSection)
     sft_warmstart: SFTWarmstart = Field(default_factory=SFTWarmstart)
+    trajectories: TrajectoryLog = Field(default_factory=TrajectoryLog)
     output_dir: Path = Field(Path("runs/train"), description="run folder (config, metrics, checkpoint)")

@@ -17,12 +17,14 @@ from typing import Any
 from safer_vlm.data.schema import SafetySample, read_samples
 from safer_vlm.errors import ConfigError, DataError
 from safer_vlm.judge.base import Judge
+from safer_vlm.rollout.safety_aware import GroupRollout
 from safer_vlm.train.config import TrainConfig
-from safer_vlm.train.group_rollout import GroupRollout, PlainGroupRollout
 from safer_vlm.train.run_dir import prepare_run_dir
 
 METRICS_NAME = "metrics.jsonl"
 FINAL_NAME = "final"
+TRAJECTORIES_NAME = "trajectories.jsonl"
+VIEWER_NAME = "trajectories.html"
 
 
 def select_device(cfg: TrainConfig) -> str:
@@ -91,28 +93,66 @@ def load_samples(cfg: TrainConfig, run_dir: Path) -> tuple[list[SafetySample], l
 
 
 def make_judge(cfg: TrainConfig) -> Judge:
-    """The training judge (`judge.backend`)."""
-    from safer_vlm.judge.rules import RuleJudge
+    """The training judge (`judge.backend`: rules, openai_compat, hf_local or an ensemble)."""
+    from safer_vlm.judge.factory import build_judge
 
-    return RuleJudge(cfg.rubric)
+    return build_judge(cfg.judge, cfg.rubric)
 
 
 def make_group_rollout(cfg: TrainConfig, judge: Judge) -> GroupRollout:
-    """The rollout that produces each GRPO group (`rollout.mode`)."""
-    return PlainGroupRollout(judge, cfg.rubric)
+    """The safety-aware rollout (with `rollout.reflection: false`, a plain G-sample rollout)."""
+    from safer_vlm.rollout.safety_aware import SafetyAwareGroupRollout
+
+    return SafetyAwareGroupRollout(judge, cfg.rubric, cfg.rollout)
 
 
-def hf_generator_factory(processor: Any) -> Callable[[Any, Any], Any]:
-    """Generators on the trainer's current policy, sampling with the trainer's generation config."""
+def trajectory_logger(cfg: TrainConfig, run_dir: Path) -> Callable[[Any], None]:
+    """Keeps a few groups of every `trajectories.every_steps`-th rollout for the viewer, corrected first."""
+    from safer_vlm.rollout.trajectory import TrajectoryWriter
+
+    writer = TrajectoryWriter(run_dir / TRAJECTORIES_NAME)
+    calls = {"n": 0}
+
+    def log(result: Any) -> None:
+        calls["n"] += 1
+        if (calls["n"] - 1) % cfg.trajectories.every_steps:
+            return
+        groups = sorted(result.groups, key=lambda g: not any(m.reflected for m in g.members))
+        writer.append(calls["n"], groups[: cfg.trajectories.groups_per_step])
+
+    return log
+
+
+def write_trajectory_viewer(cfg: TrainConfig, run_dir: Path) -> Path | None:
+    """Render the logged groups as a self-contained HTML page; None when nothing was logged."""
+    from safer_vlm.rollout.viewer import write_viewer
+
+    log = run_dir / TRAJECTORIES_NAME
+    if not log.is_file():
+        return None
+    out = run_dir / VIEWER_NAME
+    write_viewer(log, out, max_groups=cfg.trajectories.viewer_groups, seed=cfg.grpo.seed)
+    return out
+
+
+def generator_factory(processor: Any) -> Callable[[Any, Any], Any]:
+    """Generators on the trainer's current policy: TRL's vLLM engine when `grpo.use_vllm`, else
+    transformers `generate` sampling with the trainer's generation config."""
     from safer_vlm.rollout.generators import HFGenerator
 
     def factory(model: Any, trainer: Any):
+        if getattr(trainer, "use_vllm", False):
+            from safer_vlm.train.trl_adapter import TRLVLLMGenerator
+
+            return TRLVLLMGenerator(trainer, processor)
         return HFGenerator(
             model,
             processor,
             max_new_tokens=trainer.max_completion_length,
             temperature=trainer.temperature,
             generation_config=trainer.generation_config,
+            # one generate call per rollout stage, as TRL's own generation does
+            batch_size=trainer.args.per_device_train_batch_size,
         )
 
     return factory
@@ -179,14 +219,17 @@ def run_grpo(
         model.config._name_or_path = str(ref_dir)
     dataset = trl_adapter.build_dataset(samples, render_chat, sample_images)
     rollout = group_rollout or make_group_rollout(cfg, judge)
+    stats = trl_adapter.RolloutStats()
+    stats.on_groups = trajectory_logger(cfg, run_dir)
     rollout_func = trl_adapter.make_rollout_func(
-        {s.id: s for s in samples}, rollout, hf_generator_factory(processor)
+        {s.id: s for s in samples}, rollout, generator_factory(processor), stats
     )
     args = trl_adapter.make_grpo_config(cfg.grpo, run_dir / "checkpoints", use_cpu=use_cpu)
+    trl_adapter.check_vllm_rollout(cfg.grpo, cfg.rollout.reflection, args.world_size)
     callbacks = [trl_adapter.metrics_callback(run_dir / METRICS_NAME, on_log)]
     if on_step is not None:
         callbacks.append(trl_adapter.step_callback(on_step))
-    trainer = trl_adapter.make_trainer(model, processor, dataset, args, rollout_func, cfg.rubric, callbacks)
+    trainer = trl_adapter.make_trainer(model, processor, dataset, args, rollout_func, cfg.rubric, callbacks, stats)
     trainer.train(resume_from_checkpoint=resume_from)
     return trainer
 
@@ -233,5 +276,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
             cfg, run_dir, model, processor, train_samples, judge, resume_from=resume_from, on_step=on_step, on_log=on_log
         )
     save_policy(model, processor, run_dir / FINAL_NAME)
-    print(f"checkpoint: {run_dir / FINAL_NAME}  metrics: {run_dir / METRICS_NAME}")
+    viewer = write_trajectory_viewer(cfg, run_dir)
+    print(f"checkpoint: {run_dir / FINAL_NAME}  metrics: {run_dir / METRICS_NAME}  trajectories: {viewer}")
     return run_dir

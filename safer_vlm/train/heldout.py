@@ -11,11 +11,10 @@ from collections import defaultdict
 from typing import Any
 
 from safer_vlm.data.schema import SafetySample
-from safer_vlm.judge.base import Judge, JudgeItem
+from safer_vlm.judge.base import Judge, JudgeItem, judge_blocking
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.reward import compose_reward
 from safer_vlm.rollout.base import GenRequest
-from safer_vlm.train.group_rollout import judge_sync
 
 CUE_GROUPS = ("text", "image", "both", "benign")
 
@@ -53,7 +52,7 @@ def score_heldout(
         torch.manual_seed(seed)
         groups = generator.generate([GenRequest(sample=s) for s in samples], n=samples_per_item)
     items = [JudgeItem(sample=s, response=g.text) for s, group in zip(samples, groups, strict=True) for g in group]
-    verdicts = judge_sync(judge, items)
+    verdicts = judge_blocking(judge, items)
     rewards: list[float] = []
     failures = 0
     hits: dict[str, list[int]] = defaultdict(list)

@@ -7,6 +7,8 @@ How the pieces meet (all checked against trl 1.16.0's `GRPOTrainer`):
   (consecutive), finds each group's `SafetySample` by `sample_id`, runs a `GroupRollout` on the
   trainer's current policy and returns `prompt_ids` (chat prompt with the image tokens expanded),
   `completion_ids`, `logprobs` and the extra key `scored`, which TRL forwards to reward functions;
+- the rollout's own per-step metrics (unsafe, reflection and correction-success rates, reward of
+  original vs corrected answers) reach TRL's log through a `RolloutStats` shared with the rewards;
 - `structured_reward` is the objective (weight 1); one reward function per rubric criterion,
   penalty and the gate has weight 0: TRL logs each as `rewards/<name>/mean` but, in
   `sum_then_normalize` aggregation, multiplies it by 0 before the advantages. A reward of None
@@ -25,7 +27,7 @@ from typing import Any
 from safer_vlm.data.schema import SafetySample
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.rollout.base import Generator
-from safer_vlm.train.group_rollout import GroupRollout, ScoredGeneration
+from safer_vlm.rollout.safety_aware import GroupMember, GroupRollout
 
 #: Builds a Generator around the policy that is being trained, for one rollout call.
 GeneratorFactory = Callable[[Any, Any], Generator]  # (unwrapped_model, trainer) -> Generator
@@ -81,7 +83,20 @@ def _text_only_chat(messages: list[dict], sample_id: str) -> list[dict]:
     return out
 
 
-def _scored_record(sg: ScoredGeneration) -> dict[str, Any]:
+class RolloutStats:
+    """Hands the latest rollout's metrics from `rollout_func` to `structured_reward`, which is where
+    TRL lets us log (`log_metric`); the rollout and the reward of one step run back to back."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, float] = {}
+        self.on_groups: Callable[[Any], None] | None = None
+
+    def take(self) -> dict[str, float]:
+        out, self.pending = self.pending, {}
+        return out
+
+
+def _scored_record(sg: GroupMember) -> dict[str, Any]:
     """What reward functions see of one scored answer (plain data: TRL stores it in the batch rows)."""
     return {
         "reward": None if sg.reward is None else sg.reward.total,
@@ -97,6 +112,7 @@ def make_rollout_func(
     samples: dict[str, SafetySample],
     group_rollout: GroupRollout,
     generator_factory: GeneratorFactory,
+    stats: RolloutStats | None = None,
 ) -> Callable[[list, Any], dict[str, list]]:
     """TRL `rollout_func`: one group rollout per distinct prompt, flattened back in TRL's order."""
 
@@ -123,29 +139,32 @@ def make_rollout_func(
         ) as unwrapped:
             generator = generator_factory(unwrapped, trainer)
             groups = group_rollout(generator, [samples[sid] for sid in group_ids], n)
+        result = getattr(group_rollout, "last_result", None)
+        if stats is not None and result is not None:
+            stats.pending = dict(result.metrics)
+            if stats.on_groups is not None:
+                stats.on_groups(result)
         return flatten_groups(groups, n)
 
     return rollout_func
 
 
-def flatten_groups(groups: list[list[ScoredGeneration]], n: int) -> dict[str, list]:
+def flatten_groups(groups: list[list[GroupMember]], n: int) -> dict[str, list]:
     """Turn scored groups into TRL's rollout output; every answer is attributed to its group's prompt.
 
-    Reflected answers were sampled under the reflection context, so they get NaN logprobs (TRL then
-    applies no importance-sampling correction to them) and the original prompt's ids."""
-    out: dict[str, list] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "scored": []}
+    Reflected answers were sampled under the reflection context: the rollout already gave them the
+    original prompt's ids and NaN logprobs (TRL then applies no importance-sampling correction to
+    them). `reflected` is a per-row flag the reward functions receive."""
+    out: dict[str, list] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "scored": [], "reflected": []}
     any_logprobs = False
     for group in groups:
         if len(group) != n:
             raise ValueError(f"a rollout group has {len(group)} answers; GRPO needs exactly {n}")
-        originals = [sg for sg in group if not sg.reflected]
-        if not originals:
-            raise ValueError("a rollout group has no original (non-reflected) answer to take its prompt from")
-        prompt_ids = list(originals[0].generation.prompt_ids)
+        prompt_ids = list(group[0].generation.prompt_ids)
         for sg in group:
             gen = sg.generation
-            if not sg.reflected and list(gen.prompt_ids) != prompt_ids:
-                raise ValueError("answers in one group were generated from different prompt ids")
+            if list(gen.prompt_ids) != prompt_ids:
+                raise ValueError("answers in one group carry different prompt ids; all must be the original prompt's")
             out["prompt_ids"].append(prompt_ids)
             out["completion_ids"].append(list(gen.completion_ids))
             if gen.logprobs is not None and not sg.reflected:
@@ -154,13 +173,27 @@ def flatten_groups(groups: list[list[ScoredGeneration]], n: int) -> dict[str, li
             else:
                 out["logprobs"].append([math.nan] * len(gen.completion_ids))
             out["scored"].append(_scored_record(sg))
+            out["reflected"].append(bool(sg.reflected))
     if not any_logprobs:
         out["logprobs"] = None  # type: ignore[assignment]
     return out
 
 
-def structured_reward(prompts, completions, scored, log_metric=None, **kwargs) -> list[float | None]:
-    """The objective: the composed rubric reward; None for an unusable verdict (counted, never 0)."""
+def make_structured_reward(stats: RolloutStats | None = None) -> Callable[..., list[float | None]]:
+    """The objective reward function; it also logs the rollout's metrics for this step."""
+
+    def structured_reward(prompts, completions, scored, log_metric=None, **kwargs) -> list[float | None]:
+        """The composed rubric reward; None for an unusable verdict (counted, never 0)."""
+        if log_metric is not None and stats is not None:
+            for key, value in stats.take().items():
+                log_metric(key, float(value))
+        return _structured_reward(scored, log_metric)
+
+    structured_reward.__name__ = "structured_reward"
+    return structured_reward
+
+
+def _structured_reward(scored: list[dict], log_metric: Callable | None) -> list[float | None]:
     rewards = [rec["reward"] for rec in scored]
     if log_metric is not None:
         failures = sum(r is None for r in rewards)
@@ -184,9 +217,11 @@ def _part_reward(func_name: str, part_key: str) -> Callable[..., list[float | No
     return reward
 
 
-def reward_functions(rubric: Rubric) -> tuple[list[Callable[..., list[float | None]]], list[float]]:
+def reward_functions(
+    rubric: Rubric, stats: RolloutStats | None = None
+) -> tuple[list[Callable[..., list[float | None]]], list[float]]:
     """The objective plus one weight-0 function per criterion score, penalty and the gate."""
-    funcs: list[Callable[..., list[float | None]]] = [structured_reward]
+    funcs: list[Callable[..., list[float | None]]] = [make_structured_reward(stats)]
     for name in rubric.scored_criteria:
         funcs.append(_part_reward(name, f"score/{name}"))
     for name in rubric.penalties:
@@ -195,6 +230,65 @@ def reward_functions(rubric: Rubric) -> tuple[list[Callable[..., list[float | No
         funcs.append(_part_reward("safety_gate", "gate"))
     weights = [1.0] + [0.0] * (len(funcs) - 1)
     return funcs, weights
+
+
+class TRLVLLMGenerator:
+    """Generator on TRL's own vLLM engine (`grpo.use_vllm`, server or colocate mode), so reflection
+    prompts are sampled by the same engine and weights as the originals. TRL syncs the weights before
+    it calls `rollout_func`. Prompts are tokenised exactly as TRL does for VLMs (image tokens expanded)
+    and passed with their PIL images.
+
+    Not tested on this CPU-only project machine (no vLLM here); see README "On a GPU cluster".
+    """
+
+    def __init__(self, trainer: Any, processor: Any, system_prompt: str | None = None) -> None:
+        self.trainer = trainer
+        self.processor = processor
+        self.system_prompt = system_prompt
+
+    def generate(self, requests: list, n: int = 1) -> list[list[Any]]:
+        from safer_vlm.rollout.base import Generation
+        from safer_vlm.rollout.messages import build_messages, load_message_images, processor_inputs
+
+        if not requests:
+            return []
+        prompt_ids: list[list[int]] = []
+        images: list[list | None] = []
+        for request in requests:
+            chat = build_messages(request, system_prompt=self.system_prompt)
+            enc = processor_inputs(self.processor, [chat])
+            prompt_ids.append(enc["input_ids"][0][enc["attention_mask"][0].bool()].tolist())
+            images.append(load_message_images(chat) or None)
+        repeated_ids = [ids for ids in prompt_ids for _ in range(n)]
+        repeated_images = [im for im in images for _ in range(n)] if any(images) else None
+        _, completion_ids, logprobs, _ = self.trainer.vllm_generation.generate(
+            prompts=repeated_ids, images=repeated_images, num_generations=n
+        )
+        tokenizer = self.processor.tokenizer
+        out: list[list[Generation]] = [[] for _ in requests]
+        for k, ids in enumerate(completion_ids):
+            token_logprobs = None if logprobs is None else [lp[0] for lp in logprobs[k]]
+            out[k // n].append(
+                Generation(
+                    text=tokenizer.decode(ids, skip_special_tokens=True),
+                    completion_ids=list(ids),
+                    logprobs=token_logprobs,
+                    prompt_ids=prompt_ids[k // n],
+                )
+            )
+        return out
+
+
+def check_vllm_rollout(grpo: Any, reflection: bool, num_processes: int) -> None:
+    """Reflection prompts differ in number per process; TRL's vLLM server mode slices one gathered batch
+    evenly across processes, so uneven reflection batches would be misassigned. Refuse that setup."""
+    from safer_vlm.errors import ConfigError
+
+    if grpo.use_vllm and grpo.vllm_mode == "server" and reflection and num_processes > 1:
+        raise ConfigError(
+            "rollout.reflection with grpo.vllm_mode=server needs a single training process; "
+            "use grpo.vllm_mode=colocate for multi-GPU training with reflection"
+        )
 
 
 def make_grpo_config(grpo: Any, output_dir: Path, use_cpu: bool, report_to: str = "none"):
@@ -297,6 +391,7 @@ def make_trainer(
     rollout_func: Callable,
     rubric: Rubric,
     callbacks: list | None = None,
+    stats: RolloutStats | None = None,
 ):
     """Assemble the GRPOTrainer with our rollout, the structured reward and the logged criteria."""
     import os
@@ -304,7 +399,7 @@ def make_trainer(
     from trl import GRPOTrainer
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    funcs, weights = reward_functions(rubric)
+    funcs, weights = reward_functions(rubric, stats)
     args.reward_weights = weights
     from transformers.trainer_callback import PrinterCallback
 

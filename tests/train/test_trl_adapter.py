@@ -13,9 +13,10 @@ from safer_vlm.judge.base import Verdict
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.reward import compose_reward
 from safer_vlm.rollout.base import Generation
+from safer_vlm.rollout.config import RolloutConfig
+from safer_vlm.rollout.safety_aware import GroupMember, SafetyAwareGroupRollout
 from safer_vlm.train.config import TrainConfig
-from safer_vlm.train.group_rollout import PlainGroupRollout, ScoredGeneration
-from safer_vlm.train.trl_adapter import flatten_groups, reward_functions, structured_reward
+from safer_vlm.train.trl_adapter import flatten_groups, reward_functions
 
 
 class CountingJudge:
@@ -66,7 +67,7 @@ def test_grpo_steps_train_and_log(tmp_path, gym_dir, gym_model_dir):
     samples = list(read_samples(gym_dir / "train.jsonl"))
     model, processor = load_policy(gym_model_dir, dtype="float32")
     judge = CountingJudge(cfg.rubric)
-    inner = PlainGroupRollout(judge, cfg.rubric)
+    inner = SafetyAwareGroupRollout(judge, cfg.rubric, RolloutConfig(reflection=False))
     seen = []
 
     def spy(generator, batch, n):
@@ -114,7 +115,7 @@ def _verdict(safety: float) -> Verdict:
 
 def _member(text, verdict, reflected=False, prompt_ids=(1, 2, 3), logprobs=(-0.5, -0.25)):
     gen = Generation(text=text, completion_ids=[7, 8], logprobs=list(logprobs), prompt_ids=list(prompt_ids))
-    return ScoredGeneration(generation=gen, verdict=verdict, reward=compose_reward(verdict, Rubric()), reflected=reflected)
+    return GroupMember(generation=gen, verdict=verdict, reward=compose_reward(verdict, Rubric()), reflected=reflected)
 
 
 def test_flatten_attributes_reflections_to_the_original_prompt():
@@ -122,7 +123,7 @@ def test_flatten_attributes_reflections_to_the_original_prompt():
     group = [
         _member("a", _verdict(1.0)),
         _member("b", bad),
-        _member("c", _verdict(0.9), reflected=True, prompt_ids=(9, 9, 9, 9)),
+        _member("c", _verdict(0.9), reflected=True),
         _member("d", _verdict(0.2)),
     ]
     out = flatten_groups([group], 4)
@@ -130,6 +131,14 @@ def test_flatten_attributes_reflections_to_the_original_prompt():
     assert out["logprobs"][0] == [-0.5, -0.25]
     assert all(math.isnan(x) for x in out["logprobs"][2])
     assert [r["reflected"] for r in out["scored"]] == [False, False, True, False]
+    assert out["reflected"] == [False, False, True, False]
+    # A group whose every answer is a correction still trains on the original prompt.
+    all_corrected = [_member(t, _verdict(0.9), reflected=True) for t in "wxyz"]
+    assert flatten_groups([all_corrected], 4)["prompt_ids"] == [[1, 2, 3]] * 4
+    # A member carrying other prompt ids (e.g. the reflection context) is a bug upstream: refused.
+    stray = [*group[:3], _member("e", _verdict(0.9), reflected=True, prompt_ids=(9, 9))]
+    with pytest.raises(ValueError, match="different prompt ids"):
+        flatten_groups([stray], 4)
     assert out["scored"][1]["reward"] is None and out["scored"][1]["parse_ok"] is False
     with pytest.raises(ValueError, match="exactly 4"):
         flatten_groups([group[:3]], 4)
@@ -144,7 +153,7 @@ def test_reward_functions_weights_and_unscorable_rows():
     group = [_member("a", _verdict(1.0)), _member("b", Verdict.parse_failure("?", "j", "x"))]
     scored = flatten_groups([group], 2)["scored"]
     metrics = {}
-    total = structured_reward(prompts=[0, 0], completions=[0, 0], scored=scored,
+    total = funcs[0](prompts=[0, 0], completions=[0, 0], scored=scored,
                               log_metric=lambda k, v: metrics.__setitem__(k, v))
     assert total[1] is None and total[0] == pytest.approx(scored[0]["reward"])
     assert metrics["judge/parse_failures"] == 1.0

@@ -1,0 +1,88 @@
+"""GRPO through TRL with the safety-aware rollout on: corrections train on the original prompt, the
+reward functions see which answers are corrections, and the loss stays finite."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from safer_vlm.data.schema import read_samples
+from safer_vlm.judge.controlled import ControlledUnsafeJudge
+from safer_vlm.judge.rules import RuleJudge
+from safer_vlm.train import trl_adapter
+from safer_vlm.train.config import TrainConfig
+
+
+@pytest.mark.slow
+def test_reflection_inside_grpo(tmp_path, gym_dir, gym_model_dir, monkeypatch):
+    from safer_vlm.models.loading import load_policy
+    from safer_vlm.rollout.base import GenRequest
+    from safer_vlm.rollout.messages import build_messages, processor_inputs
+    from safer_vlm.train.grpo import METRICS_NAME, TRAJECTORIES_NAME, make_group_rollout, run_grpo
+
+    cfg = TrainConfig.model_validate(
+        {
+            "model": {"path": str(gym_model_dir)},
+            "data": {"path": "unused.jsonl"},
+            "output_dir": str(tmp_path / "run"),
+            "rollout": {"reflection": True, "policy": "replace", "max_reflections": 2},
+            "trajectories": {"every_steps": 1, "groups_per_step": 2},
+            "grpo": {
+                "learning_rate": 1e-2, "num_generations": 4, "per_device_train_batch_size": 8,
+                "gradient_accumulation_steps": 1, "max_steps": 2, "beta": 0.0,
+                "max_completion_length": 12, "device": "cpu", "save_steps": 1000,
+            },
+        }
+    )
+    samples = list(read_samples(gym_dir / "train.jsonl"))
+    model, processor = load_policy(gym_model_dir, dtype="float32")
+    judge = ControlledUnsafeJudge(RuleJudge(cfg.rubric), cfg.rubric, fraction=0.5, group_size=4, reflection=True)
+    inner = make_group_rollout(cfg, judge)
+    received: list[dict] = []
+    real_make = trl_adapter.make_structured_reward
+
+    def make_spy(stats=None):
+        func = real_make(stats)
+
+        def structured_reward(prompts, completions, **kwargs):
+            received.append(kwargs)
+            return func(prompts, completions, **kwargs)
+
+        structured_reward.__name__ = "structured_reward"
+        return structured_reward
+
+    monkeypatch.setattr(trl_adapter, "make_structured_reward", make_spy)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    run_grpo(cfg, run_dir, model, processor, samples, judge, group_rollout=inner)
+    assert inner.last_result is not None
+
+    # Reflection happened, and every correction is trained on its original prompt's ids.
+    result = inner.last_result
+    corrected = [m for g in result.groups for m in g.members if m.reflected]
+    assert corrected, "the controlled judge flags half of each group: corrections must join the groups"
+    for group in result.groups:
+        sample = group.sample
+        enc = processor_inputs(processor, [build_messages(GenRequest(sample=sample))])
+        expected = enc["input_ids"][0][enc["attention_mask"][0].bool()].tolist()
+        for row in result.training_rows(4):
+            if row.member.sample_index == group.sample_index:
+                assert row.prompt_ids == expected
+                if row.member.reflected:
+                    assert all(math.isnan(x) for x in row.logprobs)
+                    assert row.member.reflection_prompt  # it was sampled under the reflection context
+
+    # The reward functions received the per-answer `reflected` flags and the rollout's verdicts.
+    assert received and all("reflected" in kw and "scored" in kw for kw in received)
+    flags = [f for kw in received for f in kw["reflected"]]
+    assert any(flags) and not all(flags)
+
+    # The loss is finite, and the rollout's own metrics reached TRL's log.
+    rows = [json.loads(x) for x in (run_dir / METRICS_NAME).read_text().splitlines()]
+    logged = [r for r in rows if "loss" in r and "reward" in r]
+    assert logged and all(r["loss"] is not None and math.isfinite(r["loss"]) for r in logged)
+    assert logged[0]["rollout/unsafe_rate"] == pytest.approx(0.5)
+    assert logged[0]["rollout/reflection_rate"] > 0
+    assert (run_dir / TRAJECTORIES_NAME).is_file()
