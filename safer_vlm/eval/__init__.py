@@ -1,1 +1,0 @@
-"""Evaluation: benchmark protocols, scoring runs and reports."""
