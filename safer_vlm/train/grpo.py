@@ -243,10 +243,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     from safer_vlm.train import trl_adapter
     from safer_vlm.train.sft import sft_warmstart
 
+    device = select_device(cfg)  # fail before the run folder is touched
     run_dir = prepare_run_dir(cfg, cfg.output_dir, resume=resume, overwrite=overwrite)
     resume_from = trl_adapter.last_checkpoint(run_dir / "checkpoints") if resume else None
     transformers.set_seed(cfg.grpo.seed)
-    device = select_device(cfg)
     source = policy_source(cfg, run_dir)
     train_samples, _ = load_samples(cfg, run_dir)
     sft_dir = run_dir / "sft_model"
