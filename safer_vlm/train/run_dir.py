@@ -21,7 +21,9 @@ def config_dict(cfg) -> dict:
 def prepare_run_dir(cfg, run_dir: Path, *, resume: bool = False, overwrite: bool = False) -> Path:
     """Create `run_dir` for `cfg`, or reuse it.
 
-    A non-empty folder written by a different config is refused unless `overwrite`; with `resume`,
+    A non-empty folder that is not a run folder (no config.yaml) is always refused, so `--overwrite`
+    can never delete a user's files. A run folder written by a different config is refused unless
+    `overwrite`; with `resume`,
     the folder must hold the same config. Without `resume`, an earlier run of the same config is
     replaced (it is reproducible from that config)."""
     run_dir = Path(run_dir)
@@ -33,6 +35,11 @@ def prepare_run_dir(cfg, run_dir: Path, *, resume: bool = False, overwrite: bool
         if saved_path.is_file():
             saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
         same = saved == wanted
+        if saved is None:
+            raise ConfigError(
+                f"{run_dir} is not empty and holds no {CONFIG_NAME}: it is not a safer-vlm run folder, "
+                "so nothing in it is replaced; choose another output_dir"
+            )
         if resume:
             if not same:
                 raise ConfigError(

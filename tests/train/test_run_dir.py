@@ -32,8 +32,11 @@ def test_same_config_reruns_other_config_refused(tmp_path):
 def test_foreign_folder_is_refused(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "notes.txt").write_text("mine")
-    with pytest.raises(ConfigError, match="--overwrite"):
+    with pytest.raises(ConfigError, match="not a safer-vlm run folder"):
         prepare_run_dir(_cfg(tmp_path), tmp_path / "run")
+    # --overwrite never deletes a folder that is not a run folder
+    with pytest.raises(ConfigError, match="not a safer-vlm run folder"):
+        prepare_run_dir(_cfg(tmp_path), tmp_path / "run", overwrite=True)
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
     with pytest.raises(ConfigError, match="nothing to resume"):
         prepare_run_dir(_cfg(tmp_path), tmp_path / "other", resume=True)
