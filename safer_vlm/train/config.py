@@ -153,3 +153,10 @@ class TrainConfig(StrictModel):
     sft_warmstart: SFTWarmstart = Field(default_factory=SFTWarmstart)
     trajectories: TrajectoryLog = Field(default_factory=TrajectoryLog)
     output_dir: Path = Field(Path("runs/train"), description="run folder (config, metrics, checkpoint)")
+
+    @model_validator(mode="after")
+    def _warmstart_needs_gym(self) -> TrainConfig:
+        # The warm start trains on the gym's template responses, which need the gym's visual facts.
+        if self.sft_warmstart.enabled and self.data.gym is None:
+            raise ValueError("sft_warmstart.enabled needs data.gym (it trains on the gym's template responses)")
+        return self

@@ -67,3 +67,15 @@ def test_shipped_configs_validate():
     for name in ("qwen2_5_vl_3b.yaml", "qwen2_5_vl_7b.yaml"):
         cfg = load_config(TrainConfig, root / name)
         assert cfg.grpo.use_vllm and cfg.grpo.beta > 0
+
+
+def test_warm_start_needs_the_gym(tmp_path):
+    from pydantic import ValidationError
+
+    from safer_vlm.train.config import TrainConfig
+
+    with pytest.raises(ValidationError, match="sft_warmstart.enabled needs data.gym"):
+        TrainConfig.model_validate(
+            {"model": {"build_tiny": True}, "data": {"path": str(tmp_path / "x.jsonl")},
+             "sft_warmstart": {"enabled": True}}
+        )
