@@ -344,9 +344,17 @@ def make_grpo_config(grpo: Any, output_dir: Path, use_cpu: bool, report_to: str 
     return GRPOConfig(**kwargs)
 
 
+#: Logged values that must stay finite: once they are not, the weights are being corrupted.
+DIVERGENCE_KEYS = ("loss", "grad_norm")
+
+
 def metrics_callback(path: Path, on_step: Callable[[int, dict], None] | None = None):
-    """A TrainerCallback appending every TRL log (one JSON object per logged step) to `path`."""
+    """A TrainerCallback appending every TRL log (one JSON object per logged step) to `path`, and
+    stopping the run with a clear error at the first non-finite loss or gradient norm (the next
+    optimizer step would spread NaN into every weight, and the next rollout would fail obscurely)."""
     from transformers import TrainerCallback
+
+    from safer_vlm.errors import SaferVLMError
 
     class _MetricsToJsonl(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -357,8 +365,21 @@ def metrics_callback(path: Path, on_step: Callable[[int, dict], None] | None = N
                 fh.write(json.dumps(record) + "\n")
             if on_step is not None:
                 on_step(state.global_step, record)
+            bad = [k for k in DIVERGENCE_KEYS if k in logs and not _finite(logs[k])]
+            if bad:
+                raise SaferVLMError(
+                    f"training diverged at step {state.global_step}: {', '.join(bad)} is not finite "
+                    f"(see {path}); lower grpo.learning_rate, or check the precision settings (grpo.bf16)"
+                )
 
     return _MetricsToJsonl()
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return True
 
 
 def _plain(v: Any) -> Any:

@@ -162,3 +162,18 @@ def test_reward_functions_weights_and_unscorable_rows():
         assert f(prompts=[0, 0], completions=[0, 0], scored=scored)[1] is None
     safety = funcs[names.index("safety")](prompts=[0, 0], completions=[0, 0], scored=scored)
     assert safety[0] == 1.0
+
+
+def test_metrics_callback_stops_a_diverged_run(tmp_path):
+    from types import SimpleNamespace
+
+    from safer_vlm.errors import SaferVLMError
+    from safer_vlm.train.trl_adapter import metrics_callback
+
+    callback = metrics_callback(tmp_path / "metrics.jsonl")
+    state = SimpleNamespace(global_step=3)
+    callback.on_log(None, state, None, logs={"loss": 0.1, "grad_norm": 2.0})
+    with pytest.raises(SaferVLMError, match="diverged at step 3: grad_norm"):
+        callback.on_log(None, state, None, logs={"loss": 0.1, "grad_norm": float("nan")})
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and rows[1]["grad_norm"] is None  # the bad step is still recorded
