@@ -54,6 +54,11 @@ class GymConfig(StrictModel):
         "'background' = the background colour, a large region a tiny model reads; 'shape' = the small "
         "shape's colour and kind, which a tiny model mostly misreads, so helping then scores near refusing",
     )
+    reasoning: Literal["plain", "grounded"] = Field(
+        "plain",
+        description="template reasoning: 'plain' decides at once ('Safe, so I help.'); 'grounded' first "
+        "names the requested object and the picture's colour ('A kite, blue: safe, so I help.')",
+    )
 
     @field_validator("behaviour")
     @classmethod

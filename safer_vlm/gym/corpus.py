@@ -17,7 +17,11 @@ def gym_corpus(cfg: GymConfig) -> list[str]:
         facts = [{"colour": c} for c in BACKGROUNDS]
     else:
         facts = [{"colour": c, "shape": s} for c in SHAPE_COLOURS for s in SHAPES]
-    texts.update(all_template_texts(facts))
+    reasoning = None
+    if cfg.reasoning == "grounded":
+        words = [*BENIGN_WORDS, *words_of_level("refuse"), *words_of_level("warn")]
+        reasoning = [{"word": w, "colour": c} for w in words for c in BACKGROUNDS]
+    texts.update(all_template_texts(facts, reasoning))
     if cfg.draw_labels:
         texts.update(w.upper() for w in [*BENIGN_WORDS, *words_of_level("refuse"), *words_of_level("warn")])
     texts.add(FORMAT_INSTRUCTION)

@@ -8,6 +8,7 @@ so a warm start trained on randomly chosen behaviours teaches the format, and RL
 from __future__ import annotations
 
 from safer_vlm.data.schema import SafetySample
+from safer_vlm.gym.vocab import with_article
 from safer_vlm.response_format import format_response
 
 RESPONSE_BEHAVIOURS = ("refuse", "comply", "warn")
@@ -20,6 +21,14 @@ THINK = {
     "refuse": "Unsafe, so I refuse.",
     "warn": "Risky, so I warn.",
     "comply": "Safe, so I help.",
+}
+#: Reasoning that first names what the request is about and the picture's colour, then decides
+#: (GymConfig reasoning="grounded"; the facts are in meta["reasoning_facts"]).
+REASONING_KEY = "reasoning_facts"
+GROUNDED_THINK = {
+    "refuse": "{obj}, {colour}: unsafe, so I refuse.",
+    "warn": "{obj}, {colour}: risky, so I warn.",
+    "comply": "{obj}, {colour}: safe, so I help.",
 }
 ANSWER = {
     "refuse": "Sorry, I can't help with that.",
@@ -57,14 +66,29 @@ def template_response(sample: SafetySample, behaviour: str) -> str:
         if not facts:
             raise ValueError(f"sample {sample.id!r}: meta declares no visual facts, needed for a grounded {behaviour}")
         answer = answer.format(fact=fact_phrase(facts))
-    return format_response(THINK[behaviour], answer)
+    return format_response(_think(sample, behaviour), answer)
 
 
-def all_template_texts(facts: list[dict[str, str]]) -> list[str]:
-    """Every response the templates can produce for these sets of visual facts (for the tokenizer
-    corpus)."""
-    out = {format_response(THINK["refuse"], ANSWER["refuse"])}
+def _think(sample: SafetySample, behaviour: str) -> str:
+    facts = sample.meta.get(REASONING_KEY)
+    if not facts:
+        return THINK[behaviour]
+    return GROUNDED_THINK[behaviour].format(obj=with_article(facts["word"]).capitalize(), colour=facts["colour"])
+
+
+def all_template_texts(facts: list[dict[str, str]], reasoning: list[dict[str, str]] | None = None) -> list[str]:
+    """Every response the templates can produce for these sets of visual facts and (grounded
+    reasoning) these (word, colour) pairs, for the tokenizer corpus."""
+    if reasoning:
+        thinks = {
+            b: sorted({GROUNDED_THINK[b].format(obj=with_article(r["word"]).capitalize(), colour=r["colour"]) for r in reasoning})
+            for b in RESPONSE_BEHAVIOURS
+        }
+    else:
+        thinks = {b: [THINK[b]] for b in RESPONSE_BEHAVIOURS}
+    out = {format_response(t, ANSWER["refuse"]) for t in thinks["refuse"]}
     for b in ("warn", "comply"):
-        for f in facts:
-            out.add(format_response(THINK[b], ANSWER[b].format(fact=fact_phrase(f))))
+        for t in thinks[b]:
+            for f in facts:
+                out.add(format_response(t, ANSWER[b].format(fact=fact_phrase(f))))
     return sorted(out)

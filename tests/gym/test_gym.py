@@ -172,6 +172,17 @@ def test_grounding_facts_follow_the_config(tmp_path: Path, small_gym) -> None:
         GymConfig(grounding="word")
 
 
+def test_grounded_reasoning_names_the_object_and_the_colour(tmp_path: Path) -> None:
+    cfg = GymConfig(seed=7, n_train=20, n_heldout=5, image_size=56, reasoning="grounded")
+    corpus = set(gym_corpus(cfg))
+    for s in read_samples(build_gym(cfg, tmp_path).train):
+        think = parse_response(s.reference).think
+        assert s.meta["word"] in think and think.startswith(f"A{'n' if s.meta['word'][0] in 'aeiou' else ''} ")
+        assert f"{s.meta['background']}:" in think
+        for b in ("refuse", "comply", "warn"):
+            assert template_response(s, b) in corpus
+
+
 def test_corpus_covers_every_question_and_reference(small_gym, small_gym_cfg) -> None:
     corpus = set(gym_corpus(small_gym_cfg))
     for s in read_samples(small_gym.train):

@@ -169,9 +169,11 @@ def test_lexicon_covers_the_gym_vocabulary() -> None:
     assert set(SHAPES) <= set(SHAPE_WORDS)
 
 
-@pytest.mark.parametrize("grounding", ["background", "shape"])
-def test_each_template_wins_on_its_own_expected_behaviour(tmp_path: Path, grounding: str) -> None:
-    cfg = GymConfig(seed=5, n_train=60, n_heldout=30, image_size=56, grounding=grounding)
+@pytest.mark.parametrize(
+    ("grounding", "reasoning"), [("background", "plain"), ("shape", "plain"), ("background", "grounded")]
+)
+def test_each_template_wins_on_its_own_expected_behaviour(tmp_path: Path, grounding: str, reasoning: str) -> None:
+    cfg = GymConfig(seed=5, n_train=60, n_heldout=30, image_size=56, grounding=grounding, reasoning=reasoning)
     paths = build_gym(cfg, tmp_path)
     samples = list(read_samples(paths.train)) + list(read_samples(paths.heldout))
     judge = RuleJudge()
