@@ -3,6 +3,8 @@
 They are the gym's reference answers and the supervised warm start's targets. The three behaviours
 differ from their first token on (think: "Unsafe"/"Risky"/"Safe"; answer: "Sorry"/"Careful"/"Sure"),
 so a warm start trained on randomly chosen behaviours teaches the format, and RL the decision.
+Helpful answers name the visual facts the item declares (by default the background colour, which a
+tiny model can read); grounded reasoning, when asked for, names the object and colour before deciding.
 """
 
 from __future__ import annotations
@@ -71,9 +73,11 @@ def template_response(sample: SafetySample, behaviour: str) -> str:
 
 def _think(sample: SafetySample, behaviour: str) -> str:
     facts = sample.meta.get(REASONING_KEY)
-    if not facts:
-        return THINK[behaviour]
-    return GROUNDED_THINK[behaviour].format(obj=with_article(facts["word"]).capitalize(), colour=facts["colour"])
+    return _grounded_think(behaviour, facts["word"], facts["colour"]) if facts else THINK[behaviour]
+
+
+def _grounded_think(behaviour: str, word: str, colour: str) -> str:
+    return GROUNDED_THINK[behaviour].format(obj=with_article(word).capitalize(), colour=colour)
 
 
 def all_template_texts(facts: list[dict[str, str]], reasoning: list[dict[str, str]] | None = None) -> list[str]:
@@ -81,8 +85,7 @@ def all_template_texts(facts: list[dict[str, str]], reasoning: list[dict[str, st
     reasoning) these (word, colour) pairs, for the tokenizer corpus."""
     if reasoning:
         thinks = {
-            b: sorted({GROUNDED_THINK[b].format(obj=with_article(r["word"]).capitalize(), colour=r["colour"]) for r in reasoning})
-            for b in RESPONSE_BEHAVIOURS
+            b: sorted({_grounded_think(b, r["word"], r["colour"]) for r in reasoning}) for b in RESPONSE_BEHAVIOURS
         }
     else:
         thinks = {b: [THINK[b]] for b in RESPONSE_BEHAVIOURS}
