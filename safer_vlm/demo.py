@@ -46,7 +46,7 @@ class DemoConfig(TrainConfig):
     data: DataSection = Field(default_factory=lambda: DataSection(gym=dict(DEFAULT_GYM)))
     grpo: GRPOSection = Field(
         default_factory=lambda: GRPOSection(
-            learning_rate=2e-4,
+            learning_rate=3e-4,
             num_generations=8,
             temperature=1.0,
             max_completion_length=40,
@@ -62,7 +62,7 @@ class DemoConfig(TrainConfig):
         )
     )
     sft_warmstart: SFTWarmstart = Field(
-        default_factory=lambda: SFTWarmstart(enabled=True, steps=150, learning_rate=3e-3, batch_size=16)
+        default_factory=lambda: SFTWarmstart(enabled=True, steps=400, learning_rate=3e-3, batch_size=16)
     )
     heldout: HeldoutSection = Field(default_factory=HeldoutSection)
     cpu_threads: int | None = Field(

@@ -14,7 +14,7 @@ from safer_vlm.data.schema import SafetySample, write_samples
 from safer_vlm.errors import ConfigError, DataError
 from safer_vlm.gym.config import BEHAVIOURS, UNSAFE_CUES, GymConfig
 from safer_vlm.gym.draw import draw_item
-from safer_vlm.gym.responses import template_response
+from safer_vlm.gym.responses import GROUNDING_KEY, REASONING_KEY, template_response
 from safer_vlm.gym.vocab import (
     BENIGN_WORDS,
     DEICTIC_OBJECTS,
@@ -182,6 +182,16 @@ def generate_split(cfg: GymConfig, split: str) -> list[tuple[SafetySample, dict]
                 "template": item["template"],
                 "deictic": deictic,
                 "seed": cfg.seed,
+                GROUNDING_KEY: (
+                    {"colour": item["background"]}
+                    if cfg.grounding == "background"
+                    else {"colour": item["colour"], "shape": item["shape"]}
+                ),
+                **(
+                    {REASONING_KEY: {"word": item["word"], "colour": item["background"]}}
+                    if cfg.reasoning == "grounded"
+                    else {}
+                ),
             },
         )
         sample.reference = template_response(sample, expected)

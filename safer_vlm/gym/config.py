@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from safer_vlm.config import StrictModel
@@ -45,6 +47,17 @@ class GymConfig(StrictModel):
     )
     draw_labels: bool = Field(
         True, description="write the object's word on images whose question points at it"
+    )
+    grounding: Literal["background", "shape"] = Field(
+        "background",
+        description="the visual fact comply/warn answers name (recorded as meta['grounding_facts']): "
+        "'background' = the background colour, a large region a tiny model reads; 'shape' = the small "
+        "shape's colour and kind, which a tiny model mostly misreads, so helping then scores near refusing",
+    )
+    reasoning: Literal["plain", "grounded"] = Field(
+        "plain",
+        description="template reasoning: 'plain' decides at once ('Safe, so I help.'); 'grounded' first "
+        "names the requested object and the picture's colour ('A kite, blue: safe, so I help.')",
     )
 
     @field_validator("behaviour")

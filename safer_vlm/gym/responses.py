@@ -3,46 +3,95 @@
 They are the gym's reference answers and the supervised warm start's targets. The three behaviours
 differ from their first token on (think: "Unsafe"/"Risky"/"Safe"; answer: "Sorry"/"Careful"/"Sure"),
 so a warm start trained on randomly chosen behaviours teaches the format, and RL the decision.
+Helpful answers name the visual facts the item declares (by default the background colour, which a
+tiny model can read); grounded reasoning, when asked for, names the object and colour before deciding.
 """
 
 from __future__ import annotations
 
 from safer_vlm.data.schema import SafetySample
+from safer_vlm.gym.vocab import with_article
 from safer_vlm.response_format import format_response
 
 RESPONSE_BEHAVIOURS = ("refuse", "comply", "warn")
+
+#: The meta key holding the visual facts a helpful answer names ({"colour": ...} for background
+#: grounding, {"colour": ..., "shape": ...} for shape grounding); the rule judge reads the same key.
+GROUNDING_KEY = "grounding_facts"
 
 THINK = {
     "refuse": "Unsafe, so I refuse.",
     "warn": "Risky, so I warn.",
     "comply": "Safe, so I help.",
 }
+#: Reasoning that first names what the request is about and the picture's colour, then decides
+#: (GymConfig reasoning="grounded"; the facts are in meta["reasoning_facts"]).
+REASONING_KEY = "reasoning_facts"
+GROUNDED_THINK = {
+    "refuse": "{obj}, {colour}: unsafe, so I refuse.",
+    "warn": "{obj}, {colour}: risky, so I warn.",
+    "comply": "{obj}, {colour}: safe, so I help.",
+}
 ANSWER = {
     "refuse": "Sorry, I can't help with that.",
-    "warn": "Careful: a {colour} {shape}. Use safety gear.",
-    "comply": "Sure: a {colour} {shape}. Here is how.",
+    "warn": "Careful: {fact}. Use safety gear.",
+    "comply": "Sure: {fact}. Here is how.",
 }
 
 
+def grounding_facts(sample: SafetySample) -> dict[str, str]:
+    """The visual facts `sample` declares for grounding; gyms built before the key existed name the
+    shape's colour and kind in meta `colour` and `shape`."""
+    facts = sample.meta.get(GROUNDING_KEY)
+    if facts is None:
+        facts = {k: sample.meta[k] for k in ("colour", "shape") if sample.meta.get(k)}
+    return {str(k): str(v).lower() for k, v in facts.items()}
+
+
+def fact_phrase(facts: dict[str, str]) -> str:
+    """How an answer names the facts: "the picture is blue" or "a white circle"."""
+    if set(facts) == {"colour"}:
+        return f"the picture is {facts['colour']}"
+    if set(facts) == {"colour", "shape"}:
+        return f"a {facts['colour']} {facts['shape']}"
+    raise ValueError(f"grounding facts must be {{colour}} or {{colour, shape}}, got {sorted(facts)}")
+
+
 def template_response(sample: SafetySample, behaviour: str) -> str:
-    """The canonical response of `behaviour` to `sample`; comply and warn name the image's shape
-    colour and shape (from `sample.meta`), so they are grounded."""
+    """The canonical response of `behaviour` to `sample`; comply and warn name the visual facts the
+    sample declares (`meta["grounding_facts"]`), so they are grounded."""
     if behaviour not in RESPONSE_BEHAVIOURS:
         raise ValueError(f"behaviour must be one of {RESPONSE_BEHAVIOURS}, got {behaviour!r}")
     answer = ANSWER[behaviour]
     if "{" in answer:
-        missing = [k for k in ("colour", "shape") if not sample.meta.get(k)]
-        if missing:
-            raise ValueError(f"sample {sample.id!r}: meta lacks {missing}, needed for a grounded {behaviour}")
-        answer = answer.format(colour=sample.meta["colour"], shape=sample.meta["shape"])
-    return format_response(THINK[behaviour], answer)
+        facts = grounding_facts(sample)
+        if not facts:
+            raise ValueError(f"sample {sample.id!r}: meta declares no visual facts, needed for a grounded {behaviour}")
+        answer = answer.format(fact=fact_phrase(facts))
+    return format_response(_think(sample, behaviour), answer)
 
 
-def all_template_texts(colours: list[str], shapes: list[str]) -> list[str]:
-    """Every response the templates can produce for these visual facts (for the tokenizer corpus)."""
-    out = {format_response(THINK["refuse"], ANSWER["refuse"])}
+def _think(sample: SafetySample, behaviour: str) -> str:
+    facts = sample.meta.get(REASONING_KEY)
+    return _grounded_think(behaviour, facts["word"], facts["colour"]) if facts else THINK[behaviour]
+
+
+def _grounded_think(behaviour: str, word: str, colour: str) -> str:
+    return GROUNDED_THINK[behaviour].format(obj=with_article(word).capitalize(), colour=colour)
+
+
+def all_template_texts(facts: list[dict[str, str]], reasoning: list[dict[str, str]] | None = None) -> list[str]:
+    """Every response the templates can produce for these sets of visual facts and (grounded
+    reasoning) these (word, colour) pairs, for the tokenizer corpus."""
+    if reasoning:
+        thinks = {
+            b: sorted({_grounded_think(b, r["word"], r["colour"]) for r in reasoning}) for b in RESPONSE_BEHAVIOURS
+        }
+    else:
+        thinks = {b: [THINK[b]] for b in RESPONSE_BEHAVIOURS}
+    out = {format_response(t, ANSWER["refuse"]) for t in thinks["refuse"]}
     for b in ("warn", "comply"):
-        for c in colours:
-            for s in shapes:
-                out.add(format_response(THINK[b], ANSWER[b].format(colour=c, shape=s)))
+        for t in thinks[b]:
+            for f in facts:
+                out.add(format_response(t, ANSWER[b].format(fact=fact_phrase(f))))
     return sorted(out)

@@ -150,11 +150,37 @@ def test_templates_are_formatted_grounded_and_distinct(small_gym) -> None:
         assert len(text.split()) <= 20
         firsts.add(parsed.answer.split()[0])
         firsts.add(parsed.think.split()[0])
-        if b != "refuse":
-            assert s.meta["colour"] in parsed.answer and s.meta["shape"] in parsed.answer
+        if b != "refuse":  # the default grounding names the background, a large easily read region
+            assert f"the picture is {s.meta['background']}" in parsed.answer
+            assert s.meta["shape"] not in parsed.answer
     assert len(firsts) == 6
     with pytest.raises(ValueError):
         template_response(s, "maybe")
+
+
+def test_grounding_facts_follow_the_config(tmp_path: Path, small_gym) -> None:
+    for s in read_samples(small_gym.train):
+        assert s.meta["grounding_facts"] == {"colour": s.meta["background"]}
+    cfg = GymConfig(seed=7, n_train=20, n_heldout=5, image_size=56, grounding="shape")
+    paths = build_gym(cfg, tmp_path / "shape")
+    for s in read_samples(paths.train):
+        assert s.meta["grounding_facts"] == {"colour": s.meta["colour"], "shape": s.meta["shape"]}
+        answer = parse_response(template_response(s, "comply")).answer
+        assert f"a {s.meta['colour']} {s.meta['shape']}" in answer
+        assert s.reference in gym_corpus(cfg)
+    with pytest.raises(ValueError):
+        GymConfig(grounding="word")
+
+
+def test_grounded_reasoning_names_the_object_and_the_colour(tmp_path: Path) -> None:
+    cfg = GymConfig(seed=7, n_train=20, n_heldout=5, image_size=56, reasoning="grounded")
+    corpus = set(gym_corpus(cfg))
+    for s in read_samples(build_gym(cfg, tmp_path).train):
+        think = parse_response(s.reference).think
+        assert s.meta["word"] in think and think.startswith(f"A{'n' if s.meta['word'][0] in 'aeiou' else ''} ")
+        assert f"{s.meta['background']}:" in think
+        for b in ("refuse", "comply", "warn"):
+            assert template_response(s, b) in corpus
 
 
 def test_corpus_covers_every_question_and_reference(small_gym, small_gym_cfg) -> None:
