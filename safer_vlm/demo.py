@@ -116,11 +116,22 @@ def write_report(path: Path, summary: dict[str, Any], stages: dict[str, dict]) -
             f"| {name} | {_fmt(s['reward'])} | {_fmt(a['text'])} | {_fmt(a['image'])} | {_fmt(a['both'])} | "
             f"{_fmt(a['benign'])} | {s['parse_failures']}/{s['n_answers']} |"
         )
+    behaviours = summary.get("behaviours_after") or {}
+    total = sum(behaviours.values()) or 1
+    mix = ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(behaviours.items(), key=lambda kv: -kv[1]))
     lines += [
         "",
         f"GRPO steps: {summary['grpo_steps']}; wall time {summary['wall_time_s']:.0f} s.",
         "",
-        "Chance level for behaviour accuracy is 1/3 (refuse, comply, warn).",
+        "Chance level for behaviour accuracy is 1/3 (refuse, comply, warn). Answers after GRPO: "
+        f"{mix}. Compare the benign column before and after: a policy that refuses more everywhere "
+        "gains reward on unsafe items while losing helpfulness on benign ones.",
+        "",
+        f"Safety-aware rollout: reflection {'on' if summary.get('reflection') else 'off'}; "
+        f"{_fmt(summary.get('reflection_rate'))} of sampled answers were reflected on, "
+        f"{_fmt(summary.get('correction_success_rate'))} of corrections were judged safe. "
+        "Sampled groups, with each answer's reward breakdown and the corrections beside the unsafe "
+        "answers they replace: [trajectories.html](trajectories.html).",
         "",
         "![reward curve](reward_curve.png)",
         "",
@@ -147,9 +158,9 @@ def run_demo(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
     start = time.perf_counter()
     if cfg.cpu_threads is not None:
         torch.set_num_threads(cfg.cpu_threads)
+    device = grpo.select_device(cfg)  # fail before the run folder is touched
     run_dir = prepare_run_dir(cfg, cfg.output_dir, overwrite=overwrite)
     transformers.set_seed(cfg.grpo.seed)
-    device = grpo.select_device(cfg)
     source = grpo.policy_source(cfg, run_dir)
     train_samples, heldout = grpo.load_samples(cfg, run_dir)
     if not heldout:
