@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import typer
 
@@ -36,6 +37,8 @@ for _name in COMMAND_MODULES:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one `error: ...` line and exit status 2, never a traceback."""
+    # transformers' own deprecation notices (raised inside TRL's calls) say nothing a user can act on
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
     try:
         # Without standalone mode click returns (not raises) a command's `typer.Exit(code)`.
         rc = app(args=argv, standalone_mode=False)

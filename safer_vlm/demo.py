@@ -161,6 +161,7 @@ def run_demo(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
     device = grpo.select_device(cfg)  # fail before the run folder is touched
     run_dir = prepare_run_dir(cfg, cfg.output_dir, overwrite=overwrite)
     transformers.set_seed(cfg.grpo.seed)
+    transformers.utils.logging.disable_progress_bar()  # our rich bars report progress
     source = grpo.policy_source(cfg, run_dir)
     train_samples, heldout = grpo.load_samples(cfg, run_dir)
     if not heldout:

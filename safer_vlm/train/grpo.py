@@ -247,6 +247,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     run_dir = prepare_run_dir(cfg, cfg.output_dir, resume=resume, overwrite=overwrite)
     resume_from = trl_adapter.last_checkpoint(run_dir / "checkpoints") if resume else None
     transformers.set_seed(cfg.grpo.seed)
+    transformers.utils.logging.disable_progress_bar()  # our rich bars report progress
     source = policy_source(cfg, run_dir)
     train_samples, _ = load_samples(cfg, run_dir)
     sft_dir = run_dir / "sft_model"
