@@ -106,6 +106,18 @@ def make_group_rollout(cfg: TrainConfig, judge: Judge) -> GroupRollout:
     return SafetyAwareGroupRollout(judge, cfg.rubric, cfg.rollout)
 
 
+def drop_metrics_after(path: Path, step: int) -> None:
+    """Before resuming from checkpoint `step`, drop the logged rows of later steps: they are redone,
+    and keeping both would show every such step twice."""
+    import json
+
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
 def trajectory_logger(cfg: TrainConfig, run_dir: Path) -> Callable[[Any], None]:
     """Keeps a few groups of every `trajectories.every_steps`-th rollout for the viewer, corrected first."""
     from safer_vlm.rollout.trajectory import TrajectoryWriter
@@ -245,7 +257,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
 
     device = select_device(cfg)  # fail before the run folder is touched
     run_dir = prepare_run_dir(cfg, cfg.output_dir, resume=resume, overwrite=overwrite)
+    if resume and (run_dir / FINAL_NAME / "config.json").is_file():
+        print(f"{run_dir} already finished (its final checkpoint is {run_dir / FINAL_NAME}); nothing to resume")
+        return run_dir
     resume_from = trl_adapter.last_checkpoint(run_dir / "checkpoints") if resume else None
+    if resume_from is not None:
+        drop_metrics_after(run_dir / METRICS_NAME, int(Path(resume_from).name.removeprefix("checkpoint-")))
     transformers.set_seed(cfg.grpo.seed)
     transformers.utils.logging.disable_progress_bar()  # our rich bars report progress
     source = policy_source(cfg, run_dir)

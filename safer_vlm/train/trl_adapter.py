@@ -438,7 +438,19 @@ def make_trainer(
 
 
 def last_checkpoint(run_dir: Path) -> str | None:
-    """The newest TRL checkpoint folder under `run_dir` (for --resume), or None."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest *complete* TRL checkpoint under `run_dir` (for --resume), or None.
 
-    return get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+    A run killed while saving leaves a checkpoint folder without `trainer_state.json` (the Trainer
+    writes it last); such folders are skipped, so resuming never starts from half-written state."""
+    if not run_dir.is_dir():
+        return None
+    found = []
+    for child in run_dir.iterdir():
+        name = child.name
+        if child.is_dir() and name.startswith("checkpoint-") and name.removeprefix("checkpoint-").isdigit():
+            found.append((int(name.removeprefix("checkpoint-")), child))
+    for _, child in sorted(found, reverse=True):
+        if (child / "trainer_state.json").is_file():
+            return str(child)
+        print(f"skipping incomplete checkpoint {child} (no trainer_state.json: the run stopped while saving it)")
+    return None
