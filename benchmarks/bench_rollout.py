@@ -19,6 +19,7 @@ import argparse
 import statistics
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 G = 4
@@ -52,6 +53,7 @@ def run_ours(cfg, model_dir: Path, samples, judge, run_dir: Path) -> list[float]
 
 def run_trl_plain(cfg, model_dir: Path, samples, judge, run_dir: Path) -> list[float]:
     """TRL generates; a reward function judges each completion with the same judge and rubric."""
+    from transformers.trainer_callback import PrinterCallback
     from trl import GRPOTrainer
 
     from safer_vlm.judge.base import JudgeItem, judge_blocking
@@ -75,6 +77,7 @@ def run_trl_plain(cfg, model_dir: Path, samples, judge, run_dir: Path) -> list[f
     def go(on_step):
         trainer = GRPOTrainer(model=model, reward_funcs=[judged_reward], args=args, train_dataset=dataset,
                               processing_class=processor, callbacks=[trl_adapter.step_callback(on_step)])
+        trainer.remove_callback(PrinterCallback)  # as in our adapter: no per-step dict printing
         trainer.train()
 
     return step_times(go)
@@ -90,9 +93,12 @@ def main() -> None:
     import os
 
     import torch
+    import transformers
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     torch.set_num_threads(1)
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
     from safer_vlm.data.schema import read_samples
     from safer_vlm.gym import GymConfig, build_gym, gym_corpus
     from safer_vlm.judge.controlled import ControlledUnsafeJudge
