@@ -39,6 +39,7 @@ from safer_vlm.judge.base import Judge, JudgeItem, Verdict
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.reward import compose_reward
 from safer_vlm.rollout.base import Generation, Generator, GenRequest
+from safer_vlm.sync_bridge import run_sync
 
 BalanceBy = Literal["category", "subcategory", "source"]
 UNCATEGORISED = "uncategorised"
@@ -283,7 +284,7 @@ def score_prompts(
     (seeded per prompt); judging runs on the event loop, overlapping the next prompts' generation,
     with at most `cfg.max_concurrency` prompts in flight. A prompt is cached once judged; one whose
     judge call failed in transport is not cached, so the next run retries it."""
-    return asyncio.run(_score(samples, generator, judge, rubric, cfg, cache, seed, on_done))
+    return run_sync(_score(samples, generator, judge, rubric, cfg, cache, seed, on_done))
 
 
 def _generate(generator: Generator, sample: SafetySample, k: int, seed: int) -> list[Generation]:

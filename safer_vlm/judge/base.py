@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from safer_vlm.data.schema import SafetySample
+from safer_vlm.sync_bridge import run_sync
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class Judge(Protocol):
 
 def judge_blocking(judge: Judge, items: list[JudgeItem]) -> list[Verdict]:
     """Run an async judge from synchronous code (training, scoring); checks one verdict per item."""
-    verdicts = asyncio.run(judge.judge(items))
+    verdicts = run_sync(judge.judge(items))
     if len(verdicts) != len(items):
         raise RuntimeError(f"judge {judge.judge_id} returned {len(verdicts)} verdicts for {len(items)} items")
     return verdicts

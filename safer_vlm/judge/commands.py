@@ -14,7 +14,6 @@ sharing one cache folder.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -27,6 +26,7 @@ import typer
 from safer_vlm.errors import SaferVLMError
 from safer_vlm.judge.base import Verdict
 from safer_vlm.judge.rubric import Rubric
+from safer_vlm.sync_bridge import run_sync
 
 
 def _refuse_overwrite(path: Path, overwrite: bool) -> None:
@@ -84,7 +84,7 @@ def _run_judge(cfg: Any, rubric: Rubric, items: list, label: str) -> list[Verdic
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
         task = progress.add_task(label, total=len(items))
-        verdicts = asyncio.run(go(lambda k: progress.advance(task, k)))
+        verdicts = run_sync(go(lambda k: progress.advance(task, k)))
     reason = unreachable_reason(verdicts)
     if reason is not None:
         done = tally(verdicts)["ok"] + tally(verdicts)["parse_failures"]

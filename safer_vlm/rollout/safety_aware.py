@@ -11,7 +11,6 @@ With `reflection` off this is a plain rollout: one generate call and one judge c
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,6 +23,7 @@ from safer_vlm.reward import RewardBreakdown, compose_reward
 from safer_vlm.rollout.base import Generation, Generator, GenRequest
 from safer_vlm.rollout.config import RolloutConfig
 from safer_vlm.rollout.reflection import build_reflection_messages
+from safer_vlm.sync_bridge import run_sync
 
 #: Renders the chat a sample is first asked in (the generator's default rendering of `GenRequest(sample)`).
 MessageRenderer = Callable[[SafetySample], list[dict]]
@@ -222,7 +222,7 @@ class SafetyAwareRollout:
 
     def run(self, samples: list[SafetySample], num_generations: int) -> RolloutResult:
         """Roll out a batch of prompts (sync entry; use `arun` inside a running event loop)."""
-        return asyncio.run(self.arun(samples, num_generations))
+        return run_sync(self.arun(samples, num_generations))
 
     async def arun(self, samples: list[SafetySample], num_generations: int) -> RolloutResult:
         cfg = self.config
