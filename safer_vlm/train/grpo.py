@@ -231,8 +231,7 @@ def run_grpo(
         model.config._name_or_path = str(ref_dir)
     dataset = trl_adapter.build_dataset(samples, render_chat, sample_images)
     rollout = group_rollout or make_group_rollout(cfg, judge)
-    stats = trl_adapter.RolloutStats()
-    stats.on_groups = trajectory_logger(cfg, run_dir)
+    stats = trl_adapter.RolloutStats(on_groups=trajectory_logger(cfg, run_dir))
     rollout_func = trl_adapter.make_rollout_func(
         {s.id: s for s in samples}, rollout, generator_factory(processor), stats
     )

@@ -87,9 +87,9 @@ class RolloutStats:
     """Hands the latest rollout's metrics from `rollout_func` to `structured_reward`, which is where
     TRL lets us log (`log_metric`); the rollout and the reward of one step run back to back."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_groups: Callable[[Any], None] | None = None) -> None:
         self.pending: dict[str, float] = {}
-        self.on_groups: Callable[[Any], None] | None = None
+        self.on_groups = on_groups  # also handed each step's RolloutResult (trajectory log)
 
     def take(self) -> dict[str, float]:
         out, self.pending = self.pending, {}
