@@ -248,7 +248,7 @@ class TRLVLLMGenerator:
 
     def generate(self, requests: list, n: int = 1) -> list[list[Any]]:
         from safer_vlm.rollout.base import Generation
-        from safer_vlm.rollout.messages import build_messages, load_message_images, processor_inputs
+        from safer_vlm.rollout.messages import build_messages, load_message_images, render_prompt
 
         if not requests:
             return []
@@ -256,9 +256,10 @@ class TRLVLLMGenerator:
         images: list[list | None] = []
         for request in requests:
             chat = build_messages(request, system_prompt=self.system_prompt)
-            enc = processor_inputs(self.processor, [chat])
-            prompt_ids.append(enc["input_ids"][0][enc["attention_mask"][0].bool()].tolist())
-            images.append(load_message_images(chat) or None)
+            pictures = load_message_images(chat)  # loaded once: tokenised with them, sent with them
+            enc = self.processor(text=[render_prompt(self.processor, chat)], images=pictures or None)
+            prompt_ids.append(list(enc["input_ids"][0]))
+            images.append(pictures or None)
         repeated_ids = [ids for ids in prompt_ids for _ in range(n)]
         repeated_images = [im for im in images for _ in range(n)] if any(images) else None
         _, completion_ids, logprobs, _ = self.trainer.vllm_generation.generate(
