@@ -34,7 +34,7 @@ def main() -> None:
     from safer_vlm.judge.rubric import Rubric
     from safer_vlm.judge.rules import RuleJudge
     from safer_vlm.models.tiny import build_tiny_vlm
-    from safer_vlm.rollout.base import GenRequest
+    from safer_vlm.generation.base import GenRequest
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

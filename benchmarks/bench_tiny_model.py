@@ -27,8 +27,8 @@ def main() -> None:
     from safer_vlm.data.schema import SafetySample
     from safer_vlm.models.loading import load_policy
     from safer_vlm.models.tiny import build_tiny_vlm
-    from safer_vlm.rollout.base import GenRequest
-    from safer_vlm.rollout.generators import HFGenerator
+    from safer_vlm.generation.base import GenRequest
+    from safer_vlm.generation.hf_generator import HFGenerator
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,8 +27,8 @@ def sanity_check(model, processor, samples) -> dict:
     """Every weight finite, and one forward pass on two gym prompts gives finite logits."""
     import torch
 
-    from safer_vlm.rollout.base import GenRequest
-    from safer_vlm.rollout.messages import build_messages, processor_inputs
+    from safer_vlm.generation.base import GenRequest
+    from safer_vlm.generation.messages import build_messages, processor_inputs
 
     bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
     inputs = processor_inputs(processor, [build_messages(GenRequest(s)) for s in samples])

@@ -38,7 +38,7 @@ from safer_vlm.curate.similarity import ImageHasher
 from safer_vlm.data.schema import SafetySample, read_samples
 from safer_vlm.errors import ConfigError, DataError
 from safer_vlm.judge.base import Judge
-from safer_vlm.rollout.base import Generator
+from safer_vlm.generation.base import Generator
 
 #: Files a run writes (and replaces when the user agrees to overwrite a different config's results).
 RESULT_FILES = (
@@ -166,7 +166,7 @@ def validate(samples: list[SafetySample], hasher: ImageHasher, problems: list[st
 def build_generator(policy: PolicyConfig) -> Generator:
     """The policy as an HFGenerator (transformers, safetensors only, no remote code)."""
     from safer_vlm.models.loading import load_policy
-    from safer_vlm.rollout.generators import HFGenerator
+    from safer_vlm.generation.hf_generator import HFGenerator
 
     model, processor = load_policy(policy.path, dtype=policy.dtype, device=policy.device)
     return HFGenerator(

@@ -37,7 +37,7 @@ class HFLocalJudge:
     def _ensure_generator(self) -> Any:
         if self._generator is None:
             from safer_vlm.models.loading import load_policy
-            from safer_vlm.rollout.generators import HFGenerator
+            from safer_vlm.generation.hf_generator import HFGenerator
 
             if self._model is None:
                 self._model, self._processor = load_policy(self.cfg.model_path, device=self.cfg.device)
@@ -71,7 +71,7 @@ class HFLocalJudge:
         return chat, key
 
     def _generate(self, chats: list[tuple[dict, ...]], items: list[JudgeItem]) -> list[str]:
-        from safer_vlm.rollout.base import GenRequest
+        from safer_vlm.generation.base import GenRequest
 
         requests = [
             GenRequest(sample=it.sample, messages=chat) for it, chat in zip(items, chats, strict=True)

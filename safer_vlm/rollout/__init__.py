@@ -1,1 +1,1 @@
-"""Rollout: generators and the safety-aware (reflect-and-correct) group assembly."""
+"""Rollout: the safety-aware (reflect-and-correct) group assembly; generators live in `safer_vlm.generation`."""

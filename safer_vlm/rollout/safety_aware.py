@@ -20,7 +20,7 @@ from safer_vlm.errors import ConfigError
 from safer_vlm.judge.base import Judge, JudgeItem, Verdict
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.reward import RewardBreakdown, compose_reward
-from safer_vlm.rollout.base import Generation, Generator, GenRequest
+from safer_vlm.generation.base import Generation, Generator, GenRequest
 from safer_vlm.rollout.config import RolloutConfig
 from safer_vlm.rollout.reflection import build_reflection_messages
 from safer_vlm.sync_bridge import run_sync
@@ -30,8 +30,8 @@ MessageRenderer = Callable[[SafetySample], list[dict]]
 
 
 def default_renderer(sample: SafetySample) -> list[dict]:
-    """The project's one chat rendering (`safer_vlm.rollout.messages.build_messages`)."""
-    from safer_vlm.rollout.messages import build_messages
+    """The project's one chat rendering (`safer_vlm.generation.messages.build_messages`)."""
+    from safer_vlm.generation.messages import build_messages
 
     return list(build_messages(GenRequest(sample)))
 

@@ -150,7 +150,7 @@ def write_trajectory_viewer(cfg: TrainConfig, run_dir: Path) -> Path | None:
 def generator_factory(processor: Any) -> Callable[[Any, Any], Any]:
     """Generators on the trainer's current policy: TRL's vLLM engine when `grpo.use_vllm`, else
     transformers `generate` sampling with the trainer's generation config."""
-    from safer_vlm.rollout.generators import HFGenerator
+    from safer_vlm.generation.hf_generator import HFGenerator
 
     def factory(model: Any, trainer: Any):
         if getattr(trainer, "use_vllm", False):
@@ -172,15 +172,15 @@ def generator_factory(processor: Any) -> Callable[[Any, Any], Any]:
 
 def render_chat(sample: SafetySample) -> list[dict]:
     """The chat a sample is asked in: the generators' one rendering."""
-    from safer_vlm.rollout.base import GenRequest
-    from safer_vlm.rollout.messages import build_messages
+    from safer_vlm.generation.base import GenRequest
+    from safer_vlm.generation.messages import build_messages
 
     return build_messages(GenRequest(sample=sample))
 
 
 def sample_images(sample: SafetySample) -> list:
     """The PIL images of a sample, loaded exactly as the generators load them."""
-    from safer_vlm.rollout.messages import load_message_images
+    from safer_vlm.generation.messages import load_message_images
 
     return load_message_images(render_chat(sample))
 
@@ -189,8 +189,8 @@ def filter_prompt_length(samples: list[SafetySample], processor: Any, max_len: i
     """Drop prompts longer than `max_len` tokens (image tokens expanded); returns (kept, dropped)."""
     if max_len is None:
         return samples, 0
-    from safer_vlm.rollout.base import GenRequest
-    from safer_vlm.rollout.messages import build_messages, processor_inputs
+    from safer_vlm.generation.base import GenRequest
+    from safer_vlm.generation.messages import build_messages, processor_inputs
 
     kept = []
     for s in samples:

@@ -14,7 +14,7 @@ from safer_vlm.data.schema import SafetySample
 from safer_vlm.judge.base import Judge, JudgeItem, judge_blocking
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.reward import compose_reward
-from safer_vlm.rollout.base import GenRequest
+from safer_vlm.generation.base import GenRequest
 
 CUE_GROUPS = ("text", "image", "both", "benign")
 
@@ -43,7 +43,7 @@ def score_heldout(
     without one counts as not matching."""
     import torch
 
-    from safer_vlm.rollout.generators import HFGenerator
+    from safer_vlm.generation.hf_generator import HFGenerator
 
     generator = HFGenerator(
         model, processor, max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size

@@ -24,8 +24,8 @@ def supervised_batch(processor: Any, samples: list[SafetySample], targets: list[
     tokens are appended after it, as generation would produce them."""
     import torch
 
-    from safer_vlm.rollout.base import GenRequest
-    from safer_vlm.rollout.messages import build_messages, processor_inputs
+    from safer_vlm.generation.base import GenRequest
+    from safer_vlm.generation.messages import build_messages, processor_inputs
 
     tok = processor.tokenizer
     eos_id = tok.convert_tokens_to_ids("<|im_end|>")

@@ -26,7 +26,7 @@ from typing import Any
 
 from safer_vlm.data.schema import SafetySample
 from safer_vlm.judge.rubric import Rubric
-from safer_vlm.rollout.base import Generator
+from safer_vlm.generation.base import Generator
 from safer_vlm.rollout.safety_aware import GroupMember, GroupRollout
 
 #: Builds a Generator around the policy that is being trained, for one rollout call.
@@ -247,8 +247,8 @@ class TRLVLLMGenerator:
         self.system_prompt = system_prompt
 
     def generate(self, requests: list, n: int = 1) -> list[list[Any]]:
-        from safer_vlm.rollout.base import Generation
-        from safer_vlm.rollout.messages import build_messages, load_message_images, render_prompt
+        from safer_vlm.generation.base import Generation
+        from safer_vlm.generation.messages import build_messages, load_message_images, render_prompt
 
         if not requests:
             return []

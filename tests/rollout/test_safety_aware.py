@@ -202,8 +202,8 @@ def test_verdict_unsafe_uses_flag_or_threshold():
 
 
 def test_uses_project_renderer_by_default(make_sample):
-    from safer_vlm.rollout.base import GenRequest
-    from safer_vlm.rollout.messages import build_messages
+    from safer_vlm.generation.base import GenRequest
+    from safer_vlm.generation.messages import build_messages
     from safer_vlm.rollout.safety_aware import default_renderer
 
     s = make_sample("a", [U])

@@ -8,7 +8,7 @@ import pytest
 
 from safer_vlm.data.schema import read_samples
 from safer_vlm.errors import ConfigError
-from safer_vlm.rollout.base import GenRequest
+from safer_vlm.generation.base import GenRequest
 from safer_vlm.train.config import GRPOSection
 from safer_vlm.train.trl_adapter import TRLVLLMGenerator, check_vllm_rollout
 
@@ -33,7 +33,7 @@ class FakeTrainer:
 
 def test_requests_are_repeated_and_regrouped(gym_dir, gym_model_dir):
     from safer_vlm.models.loading import load_processor
-    from safer_vlm.rollout.messages import build_messages, processor_inputs
+    from safer_vlm.generation.messages import build_messages, processor_inputs
 
     processor = load_processor(gym_model_dir)
     samples = list(read_samples(gym_dir / "train.jsonl"))[:2]

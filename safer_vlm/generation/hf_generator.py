@@ -1,4 +1,4 @@
-"""Generators: backends that sample answers for GenRequests (see `safer_vlm.rollout.base.Generator`)."""
+"""Generators: backends that sample answers for GenRequests (see `safer_vlm.generation.base.Generator`)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import copy
 from typing import Any
 
 from safer_vlm.data.images import MAX_PIXELS
-from safer_vlm.rollout.base import Generation, GenRequest
-from safer_vlm.rollout.messages import build_messages, processor_inputs
+from safer_vlm.generation.base import Generation, GenRequest
+from safer_vlm.generation.messages import build_messages, processor_inputs
 
 
 class HFGenerator:

@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers import GenerationConfig
 
-from safer_vlm.rollout.base import Generator, GenRequest
-from safer_vlm.rollout.generators import HFGenerator
-from safer_vlm.rollout.messages import build_messages, processor_inputs
+from safer_vlm.generation.base import Generator, GenRequest
+from safer_vlm.generation.hf_generator import HFGenerator
+from safer_vlm.generation.messages import build_messages, processor_inputs
 
 
 @pytest.fixture

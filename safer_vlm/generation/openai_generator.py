@@ -19,7 +19,7 @@ from safer_vlm.chat_client import ChatClient, image_data_url
 from safer_vlm.config import StrictModel
 from safer_vlm.data.images import resolve_inside
 from safer_vlm.errors import DataError
-from safer_vlm.rollout.base import Generation, GenRequest
+from safer_vlm.generation.base import Generation, GenRequest
 
 T = TypeVar("T")
 
@@ -92,7 +92,7 @@ class OpenAICompatGenerator:
         return f"OpenAICompatGenerator(client={self.client!r})"
 
     def _messages(self, request: GenRequest) -> list[dict[str, Any]]:
-        from safer_vlm.rollout.messages import build_messages
+        from safer_vlm.generation.messages import build_messages
 
         return to_openai_messages(
             build_messages(request, system_prompt=self.cfg.system_prompt), request.sample.root

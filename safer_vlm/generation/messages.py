@@ -12,7 +12,7 @@ from typing import Any
 from safer_vlm.data.images import MAX_PIXELS, load_image
 from safer_vlm.errors import DataError
 from safer_vlm.response_format import FORMAT_INSTRUCTION
-from safer_vlm.rollout.base import GenRequest
+from safer_vlm.generation.base import GenRequest
 
 
 def build_messages(

@@ -9,8 +9,8 @@ import pytest
 from safer_vlm.chat_client import EndpointUnreachable
 from safer_vlm.data.schema import SafetySample
 from safer_vlm.errors import DataError
-from safer_vlm.rollout.base import Generator, GenRequest
-from safer_vlm.rollout.openai_generator import (
+from safer_vlm.generation.base import Generator, GenRequest
+from safer_vlm.generation.openai_generator import (
     OpenAICompatGenerator,
     OpenAIGeneratorConfig,
     to_openai_messages,
