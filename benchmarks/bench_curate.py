@@ -30,11 +30,11 @@ def main() -> None:
     from safer_vlm.curate.qibox import QIBoxConfig, ScoreCache, score_prompts
     from safer_vlm.curate.run import build_generator
     from safer_vlm.data.schema import read_samples
+    from safer_vlm.generation.base import GenRequest
     from safer_vlm.gym import GymConfig, build_gym
     from safer_vlm.judge.rubric import Rubric
     from safer_vlm.judge.rules import RuleJudge
     from safer_vlm.models.tiny import build_tiny_vlm
-    from safer_vlm.generation.base import GenRequest
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

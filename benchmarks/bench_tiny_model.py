@@ -25,10 +25,10 @@ def main() -> None:
     from transformers import GenerationConfig
 
     from safer_vlm.data.schema import SafetySample
-    from safer_vlm.models.loading import load_policy
-    from safer_vlm.models.tiny import build_tiny_vlm
     from safer_vlm.generation.base import GenRequest
     from safer_vlm.generation.hf_generator import HFGenerator
+    from safer_vlm.models.loading import load_policy
+    from safer_vlm.models.tiny import build_tiny_vlm
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -35,10 +35,10 @@ from safer_vlm.config import StrictModel
 from safer_vlm.curate.dedup import prompt_uid
 from safer_vlm.data.schema import SafetySample
 from safer_vlm.errors import ConfigError, DataError
+from safer_vlm.generation.base import Generation, Generator, GenRequest
 from safer_vlm.judge.base import Judge, JudgeItem, Verdict
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.reward import compose_reward
-from safer_vlm.generation.base import Generation, Generator, GenRequest
 from safer_vlm.sync_bridge import run_sync
 
 BalanceBy = Literal["category", "subcategory", "source"]

@@ -37,8 +37,8 @@ from safer_vlm.curate.report import write_reports
 from safer_vlm.curate.similarity import ImageHasher
 from safer_vlm.data.schema import SafetySample, read_samples
 from safer_vlm.errors import ConfigError, DataError
-from safer_vlm.judge.base import Judge
 from safer_vlm.generation.base import Generator
+from safer_vlm.judge.base import Judge
 
 #: Files a run writes (and replaces when the user agrees to overwrite a different config's results).
 RESULT_FILES = (
@@ -165,8 +165,8 @@ def validate(samples: list[SafetySample], hasher: ImageHasher, problems: list[st
 
 def build_generator(policy: PolicyConfig) -> Generator:
     """The policy as an HFGenerator (transformers, safetensors only, no remote code)."""
-    from safer_vlm.models.loading import load_policy
     from safer_vlm.generation.hf_generator import HFGenerator
+    from safer_vlm.models.loading import load_policy
 
     model, processor = load_policy(policy.path, dtype=policy.dtype, device=policy.device)
     return HFGenerator(

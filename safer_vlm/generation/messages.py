@@ -11,8 +11,8 @@ from typing import Any
 
 from safer_vlm.data.images import MAX_PIXELS, load_image
 from safer_vlm.errors import DataError
-from safer_vlm.response_format import FORMAT_INSTRUCTION
 from safer_vlm.generation.base import GenRequest
+from safer_vlm.response_format import FORMAT_INSTRUCTION
 
 
 def build_messages(

@@ -36,8 +36,8 @@ class HFLocalJudge:
 
     def _ensure_generator(self) -> Any:
         if self._generator is None:
-            from safer_vlm.models.loading import load_policy
             from safer_vlm.generation.hf_generator import HFGenerator
+            from safer_vlm.models.loading import load_policy
 
             if self._model is None:
                 self._model, self._processor = load_policy(self.cfg.model_path, device=self.cfg.device)

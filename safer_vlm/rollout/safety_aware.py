@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 
 from safer_vlm.data.schema import SafetySample
 from safer_vlm.errors import ConfigError
+from safer_vlm.generation.base import Generation, Generator, GenRequest
 from safer_vlm.judge.base import Judge, JudgeItem, Verdict
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.reward import RewardBreakdown, compose_reward
-from safer_vlm.generation.base import Generation, Generator, GenRequest
 from safer_vlm.rollout.config import RolloutConfig
 from safer_vlm.rollout.reflection import build_reflection_messages
 from safer_vlm.sync_bridge import run_sync

@@ -11,10 +11,10 @@ from collections import defaultdict
 from typing import Any
 
 from safer_vlm.data.schema import SafetySample
+from safer_vlm.generation.base import GenRequest
 from safer_vlm.judge.base import Judge, JudgeItem, judge_blocking
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.reward import compose_reward
-from safer_vlm.generation.base import GenRequest
 
 CUE_GROUPS = ("text", "image", "both", "benign")
 

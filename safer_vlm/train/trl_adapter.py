@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from safer_vlm.data.schema import SafetySample
-from safer_vlm.judge.rubric import Rubric
 from safer_vlm.generation.base import Generator
+from safer_vlm.judge.rubric import Rubric
 from safer_vlm.rollout.safety_aware import GroupMember, GroupRollout
 
 #: Builds a Generator around the policy that is being trained, for one rollout call.

@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 from safer_vlm.data.schema import SafetySample
+from safer_vlm.generation.base import Generation, GenRequest
 from safer_vlm.judge.base import JudgeItem, Verdict
 from safer_vlm.judge.rubric import Rubric
-from safer_vlm.generation.base import Generation, GenRequest
 
 
 def noise_image(folder: Path, name: str, seed: int, mark: int = 0) -> str:

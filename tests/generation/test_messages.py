@@ -6,9 +6,9 @@ import pytest
 from PIL import Image
 
 from safer_vlm.errors import DataError
-from safer_vlm.response_format import FORMAT_INSTRUCTION
 from safer_vlm.generation.base import GenRequest
 from safer_vlm.generation.messages import build_messages, load_message_images, processor_inputs
+from safer_vlm.response_format import FORMAT_INSTRUCTION
 
 
 def test_default_chat_has_images_question_and_format(tiny_dataset) -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 
 from safer_vlm.data.schema import SafetySample
+from safer_vlm.generation.base import Generation, GenRequest
 from safer_vlm.judge.base import JudgeItem, Verdict
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.response_format import format_response
-from safer_vlm.generation.base import Generation, GenRequest
 from safer_vlm.rollout.reflection import is_reflection_prompt, message_text
 
 _ROUND = re.compile(r"slot=(\d+) round=(\d+)")

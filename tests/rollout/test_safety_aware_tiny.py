@@ -7,10 +7,10 @@ import math
 import torch
 from rollout_fakes import CountingJudge
 
+from safer_vlm.generation.hf_generator import HFGenerator
 from safer_vlm.judge.base import JudgeItem, Verdict
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.rollout.config import RolloutConfig
-from safer_vlm.generation.hf_generator import HFGenerator
 from safer_vlm.rollout.safety_aware import SafetyAwareRollout
 
 

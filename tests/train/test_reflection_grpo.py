@@ -17,9 +17,9 @@ from safer_vlm.train.config import TrainConfig
 
 @pytest.mark.slow
 def test_reflection_inside_grpo(tmp_path, gym_dir, gym_model_dir, monkeypatch):
-    from safer_vlm.models.loading import load_policy
     from safer_vlm.generation.base import GenRequest
     from safer_vlm.generation.messages import build_messages, processor_inputs
+    from safer_vlm.models.loading import load_policy
     from safer_vlm.train.grpo import METRICS_NAME, TRAJECTORIES_NAME, make_group_rollout, run_grpo
 
     cfg = TrainConfig.model_validate(

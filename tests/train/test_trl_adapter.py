@@ -9,10 +9,10 @@ import math
 import pytest
 
 from safer_vlm.data.schema import read_samples
+from safer_vlm.generation.base import Generation
 from safer_vlm.judge.base import Verdict
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.reward import compose_reward
-from safer_vlm.generation.base import Generation
 from safer_vlm.rollout.config import RolloutConfig
 from safer_vlm.rollout.safety_aware import GroupMember, SafetyAwareGroupRollout
 from safer_vlm.train.config import TrainConfig
@@ -58,9 +58,9 @@ def _cfg(tmp_path, gym_model_dir, **grpo):
 
 @pytest.mark.slow
 def test_grpo_steps_train_and_log(tmp_path, gym_dir, gym_model_dir):
-    from safer_vlm.models.loading import load_policy
     from safer_vlm.generation.base import GenRequest
     from safer_vlm.generation.messages import build_messages, processor_inputs
+    from safer_vlm.models.loading import load_policy
     from safer_vlm.train.grpo import METRICS_NAME, run_grpo
 
     cfg = _cfg(tmp_path, gym_model_dir)

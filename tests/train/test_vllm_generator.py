@@ -32,8 +32,8 @@ class FakeTrainer:
 
 
 def test_requests_are_repeated_and_regrouped(gym_dir, gym_model_dir):
-    from safer_vlm.models.loading import load_processor
     from safer_vlm.generation.messages import build_messages, processor_inputs
+    from safer_vlm.models.loading import load_processor
 
     processor = load_processor(gym_model_dir)
     samples = list(read_samples(gym_dir / "train.jsonl"))[:2]
