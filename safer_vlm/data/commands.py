@@ -57,6 +57,8 @@ def validate(
     )
     for problem in result.problems:
         typer.echo(problem.line())
+    for note in result.notes:
+        typer.echo(note.line())
     typer.echo(result.summary())
     if write is not None:
         n = write_samples(result.samples, write)

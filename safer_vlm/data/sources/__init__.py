@@ -21,7 +21,7 @@ from safer_vlm.data.sources import (
     vlguard,
     vlsbench,
 )
-from safer_vlm.data.sources.base import Adapter, LoadContext, LoadResult, Problem
+from safer_vlm.data.sources.base import Adapter, LoadContext, LoadResult, Note, Problem
 from safer_vlm.data.sources.validation import run
 from safer_vlm.errors import ConfigError, DataError
 
@@ -89,4 +89,4 @@ def load_source(
     return run(adapter, ctx, progress=progress)
 
 
-__all__ = ["SOURCES", "Adapter", "LoadResult", "Problem", "default_image_cache", "load_source"]
+__all__ = ["SOURCES", "Adapter", "LoadResult", "Note", "Problem", "default_image_cache", "load_source"]

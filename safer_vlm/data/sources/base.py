@@ -48,6 +48,26 @@ class Problem:
         return f"{self.file}: record {self.record}: field '{self.field}': {self.message} [{self.reason_code}]"
 
 
+#: Codes a Note may carry: things a release does that the adapter handles without losing a record.
+NOTES = (
+    "repeated_id",  # the release gives two records one id; both kept, ids made unique by position
+    "unpaired_instructions",  # MSSBench lists of unequal length; the protocol pairs them (zip)
+)
+
+
+@dataclass(frozen=True)
+class Note:
+    """A counted remark about a release, not an error: every record it concerns still loads."""
+
+    file: str
+    record: str
+    code: str
+    message: str
+
+    def line(self) -> str:
+        return f"{self.file}: record {self.record}: note: {self.message} [{self.code}]"
+
+
 def file_problem(path: Path, reason_code: str, message: str, record: str = "-") -> Problem:
     return Problem(str(path), record, "-", reason_code, message)
 
@@ -59,14 +79,16 @@ class LoadResult:
     samples: list[SafetySample] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     records: int = 0  # raw records read, skipped ones included
+    notes: list[Note] = field(default_factory=list)
 
     def counts(self) -> dict[str, Any]:
-        """`{"loaded": n_samples, "records": n_records, "skipped": {reason_code: n}}`."""
+        """`{"loaded": n_samples, "records": n_records, "skipped": {reason_code: n}, "notes": {code: n}}`."""
         by_reason = Counter(p.reason_code for p in self.problems)
         return {
             "loaded": len(self.samples),
             "records": self.records,
             "skipped": dict(sorted(by_reason.items())),
+            "notes": dict(sorted(Counter(n.code for n in self.notes).items())),
         }
 
     @property
@@ -78,7 +100,12 @@ class LoadResult:
         c = self.counts()
         reasons = ", ".join(f"{k}={v}" for k, v in c["skipped"].items())
         tail = f" ({reasons})" if reasons else ""
-        return f"loaded {c['loaded']} samples from {c['records']} records; skipped {self.skipped}{tail}"
+        line = f"loaded {c['loaded']} samples from {c['records']} records; skipped {self.skipped}{tail}"
+        if self.notes:
+            line += (
+                f"; notes {len(self.notes)} (" + ", ".join(f"{k}={v}" for k, v in c["notes"].items()) + ")"
+            )
+        return line
 
 
 @dataclass
@@ -135,11 +162,11 @@ class LoadContext:
 
 @dataclass(frozen=True)
 class Adapter:
-    """A release reader: `records` lists raw records (or file-level Problems), `build` turns one
-    record into SafetySample(s) or raises FieldProblem."""
+    """A release reader: `records` lists raw records (or file-level Problems, or Notes about the
+    release), `build` turns one record into SafetySample(s) or raises FieldProblem."""
 
     name: str
-    records: Callable[[LoadContext], Iterable[Record | Problem]]
+    records: Callable[[LoadContext], Iterable[Record | Problem | Note]]
     build: Callable[[Record, LoadContext], list[SafetySample]]
     summary: str
     generic: bool = False  # reads SafetySample field names, so --field-map applies

@@ -1,7 +1,10 @@
 """SIUO, as released on HF `sinwang/SIUO` (github `sinwang20/SIUO`).
 
-Layout read: `<root>/siuo_gen.json` (a list of `{question_id, image, question, category,
-safety_warning, reference_answer}`), images in `<root>/images/`, and, if present,
+Either layout: the github repository's (`<repo root>/data/siuo_gen.json`, images in
+`<repo root>/data/images/`) or the flat one (`<root>/siuo_gen.json`, `<root>/images/`); a folder
+with neither is a DataError naming both paths tried. Below, `<root>` is the folder holding
+`siuo_gen.json`: a list of `{question_id, image, question, category, safety_warning,
+reference_answer}`, images in `<root>/images/`, and, if present,
 `<root>/siuo_mcqa.json` (same ids, with `options` {A..D} and `correct_option`), whose entry is
 attached as `meta["mcqa"]`; a malformed mcqa entry is reported and ignored, the gen record stays.
 
@@ -13,6 +16,7 @@ wants an answer that is both safe and effective, i.e. helps while giving the saf
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from safer_vlm.data.schema import SafetySample
@@ -40,8 +44,22 @@ def _json_list(f) -> tuple[list[Any] | None, Problem | None]:
     return (data if problem is None else None), problem
 
 
-def _mcqa(ctx: LoadContext) -> Iterator[tuple[str, dict[str, Any]] | Problem]:
-    f = ctx.path / "siuo_mcqa.json"
+#: Where `siuo_gen.json` may sit, relative to the folder given (first match wins).
+LAYOUTS = (".", "data")
+
+
+def _base(root: Path) -> Path:
+    """The folder holding `siuo_gen.json` (and `images/`), in either layout; DataError naming both."""
+    for rel in LAYOUTS:
+        base = root / rel
+        if (base / "siuo_gen.json").is_file():
+            return base
+    tried = ", ".join(f"{root / rel / 'siuo_gen.json'} (+ images/)" for rel in LAYOUTS)
+    raise DataError(f"{root}: no siuo_gen.json found; tried {tried}; not a SIUO release folder")
+
+
+def _mcqa(base: Path) -> Iterator[tuple[str, dict[str, Any]] | Problem]:
+    f = base / "siuo_mcqa.json"
     if not f.is_file():
         return
     data, problem = _json_list(f)
@@ -65,11 +83,10 @@ def _mcqa(ctx: LoadContext) -> Iterator[tuple[str, dict[str, Any]] | Problem]:
 
 def records(ctx: LoadContext) -> Iterator[Record | Problem]:
     ctx.splits(SPLITS)
-    f = ctx.path / "siuo_gen.json"
-    if not f.is_file():
-        raise DataError(f"{ctx.path}: no siuo_gen.json here; not a SIUO release folder")
+    base = _base(ctx.path)
+    f = base / "siuo_gen.json"
     mcqa: dict[str, dict[str, Any]] = {}
-    for item in _mcqa(ctx):
+    for item in _mcqa(base):
         if isinstance(item, Problem):
             yield item
         else:
@@ -81,7 +98,7 @@ def records(ctx: LoadContext) -> Iterator[Record | Problem]:
     for i, rec in enumerate(data or []):
         qid = rec.get("question_id") if isinstance(rec, dict) else None
         key = f"#{i}" + (f" (question_id={qid})" if isinstance(qid, str | int) else "")
-        yield Record(f, key, rec, image_field="image", extra={"mcqa": mcqa.get(str(qid))})
+        yield Record(f, key, rec, image_field="image", extra={"mcqa": mcqa.get(str(qid)), "base": base})
 
 
 def build(rec: Record, ctx: LoadContext) -> list[SafetySample]:
@@ -103,7 +120,7 @@ def build(rec: Record, ctx: LoadContext) -> list[SafetySample]:
             expected="warn",
             reference=text(d, "reference_answer", required=False),
             meta=meta,
-            root=ctx.path.resolve(),
+            root=rec.extra["base"].resolve(),
         )
     ]
 

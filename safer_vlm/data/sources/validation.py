@@ -11,7 +11,15 @@ from pydantic import ValidationError
 
 from safer_vlm.data.images import resolve_inside
 from safer_vlm.data.schema import SafetySample
-from safer_vlm.data.sources.base import Adapter, FieldProblem, LoadContext, LoadResult, Problem, Record
+from safer_vlm.data.sources.base import (
+    Adapter,
+    FieldProblem,
+    LoadContext,
+    LoadResult,
+    Note,
+    Problem,
+    Record,
+)
 from safer_vlm.errors import DataError
 
 _PYDANTIC_REASONS = {
@@ -97,7 +105,7 @@ def _id_problem(samples: list[SafetySample], rec: Record, seen: dict[str, str]) 
     return None
 
 
-def _with_progress(items: Iterable[Record | Problem], label: str) -> Iterator[Record | Problem]:
+def _with_progress(items: Iterable[Record | Problem | Note], label: str) -> Iterator[Record | Problem | Note]:
     """A live record count on stderr (terminals only): full decodes of a large release take minutes."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -108,7 +116,8 @@ def _with_progress(items: Iterable[Record | Problem], label: str) -> Iterator[Re
         task = bar.add_task(label, total=None)
         for item in items:
             yield item
-            bar.advance(task)
+            if isinstance(item, Record):
+                bar.advance(task)
 
 
 def run(adapter: Adapter, ctx: LoadContext, progress: bool = False) -> LoadResult:
@@ -116,12 +125,15 @@ def run(adapter: Adapter, ctx: LoadContext, progress: bool = False) -> LoadResul
     result = LoadResult()
     checker = ImageChecker(ctx.max_pixels)
     seen_ids: dict[str, str] = {}
-    items: Iterable[Record | Problem] = adapter.records(ctx)
+    items: Iterable[Record | Problem | Note] = adapter.records(ctx)
     if progress:
         items = _with_progress(items, f"validating {ctx.source}")
     for item in items:
         if isinstance(item, Problem):
             result.problems.append(item)
+            continue
+        if isinstance(item, Note):
+            result.notes.append(item)
             continue
         result.records += 1
         try:

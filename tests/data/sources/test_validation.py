@@ -42,7 +42,7 @@ def test_field_problems_give_one_line(tmp_path, make, bad, field, code):
     assert (p.file, p.record, p.field, p.reason_code) == (str(tmp_path / "d.jsonl"), "line 2", field, code)
     assert p.line().startswith(f"{tmp_path / 'd.jsonl'}: record line 2: field '{field}': ")
     assert p.line().endswith(f"[{code}]") and "\n" not in p.line()
-    assert res.counts() == {"loaded": 1, "records": 2, "skipped": {code: 1}}
+    assert res.counts() == {"loaded": 1, "records": 2, "skipped": {code: 1}, "notes": {}}
 
 
 def test_truncated_and_corrupt_images(tmp_path, make):
