@@ -93,3 +93,30 @@ def test_user_errors_are_one_line_exit_2(dataset, capsys):
     )
     assert _run(["data", "validate", "--source", "jsonl", str(dataset), "--field-map", "question"]) == 2
     assert "expects FIELD=COLUMN" in capsys.readouterr().err
+
+
+def test_siuo_repository_root_validates_and_a_wrong_folder_names_the_layouts(tmp_path, make, capsys):
+    """`data validate --source siuo <repo root>` reads data/siuo_gen.json (it used to exit 2)."""
+    make.image(tmp_path / "repo" / "data" / "images" / "1.png")
+    make.json(
+        tmp_path / "repo" / "data" / "siuo_gen.json",
+        [{"question_id": 1, "image": "1.png", "question": "Q", "category": "c"}],
+    )
+    assert _run(["data", "validate", "--source", "siuo", str(tmp_path / "repo")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "loaded 1 samples from 1 records; skipped 0"
+    (tmp_path / "empty").mkdir()
+    assert _run(["data", "validate", "--source", "siuo", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+    assert str(tmp_path / "empty" / "siuo_gen.json") in err[0]
+    assert str(tmp_path / "empty" / "data" / "siuo_gen.json") in err[0]
+
+
+def test_validate_prints_notes_and_counts_them(tmp_path, make, capsys):
+    make.image(tmp_path / "test" / "x.png")
+    rec = {"id": "A", "image": "x.png", "safe": False, "instr-resp": [{"instruction": "q"}]}
+    make.json(tmp_path / "test.json", [rec, {**rec, "instr-resp": [{"instruction": "other"}]}])
+    assert _run(["data", "validate", "--source", "vlguard", "--strict", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("[repeated_id]") and "note:" in out[0]
+    assert out[-1] == "loaded 2 samples from 2 records; skipped 0; notes 1 (repeated_id=1)"
