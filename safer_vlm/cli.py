@@ -35,13 +35,30 @@ for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 
 
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    """The ClickException classes a usage error may be an instance of.
+
+    typer >= 0.2x vendors click as `typer._click`, so `click.ClickException` (when click is installed
+    at all) is not what it raises; the vendored class is found through typer's public BadParameter,
+    and standalone click's is kept for a typer that still uses it."""
+    found = [c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"]
+    try:
+        import click
+
+        found.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(dict.fromkeys(found))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one `error: ...` line and exit status 2, never a traceback."""
+    """Entry point: user errors become one `error: ...` line and exit status 2, never a traceback;
+    usage errors (unknown command or option) print the usage line and one `Error:` line, exit 2."""
     # transformers' own deprecation notices (raised inside TRL's calls) say nothing a user can act on
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
     try:
         # Without standalone mode click returns (not raises) a command's `typer.Exit(code)`.
-        rc = app(args=argv, standalone_mode=False)
+        rc = app(args=argv, prog_name="safer-vlm", standalone_mode=False)
         if isinstance(rc, int) and not isinstance(rc, bool) and rc != 0:
             raise SystemExit(rc)
     except SaferVLMError as exc:
@@ -52,12 +69,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(130) from None
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
+    except Exception as exc:
+        if isinstance(exc, _click_exceptions()):  # usage errors: click's own message and exit code
+            exc.show()  # type: ignore[attr-defined]
+            raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]
         raise
 
 
