@@ -316,6 +316,9 @@ def report_html(columns: list[str], rows: list[dict[str, Any]], diffs: list[dict
                     f"<small>unsafe: {ex.get('unsafe')}, behaviour: {ex.get('behaviour')}, "
                     f"protocol safe: {ex.get('protocol_safe')}; {e(ex.get('rationale') or '')}</small>"
                     "<div style='clear:both'></div></div>")
+    # lets a headless browser report how many plots actually decoded (the report test reads it)
+    parts.append("<script>window.addEventListener('load',()=>{document.body.dataset.plotsRendered="
+                 "[...document.querySelectorAll('img.plot')].filter(i=>i.naturalWidth>0).length;});</script>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
