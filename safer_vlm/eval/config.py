@@ -50,6 +50,9 @@ class BenchmarkSpec(StrictModel):
                       "beavertails_v | spa_vl | jsonl")
     path: Path = Field(description="the benchmark's local root as released (a file for jsonl)")
     label: str | None = Field(None, description="column name in results and reports; default `name`")
+    sampling: SamplingConfig | None = Field(
+        None, description="this benchmark's sampling; fields set here win over the top-level `sampling`"
+    )
 
     @property
     def key(self) -> str:

@@ -178,6 +178,7 @@ def run_eval(cfg: EvalConfig, *, make_generator: Any = None, say: Any = print) -
     if len(set(ids)) != len(ids):
         raise ConfigError(f"two judges share an id ({ids}); give each judge config its own `judge_id`")
     out = Path(cfg.out)
+    earlier = _earlier_results(out, cfg.model)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval_config.json").write_text(cfg.model_dump_json(indent=2), encoding="utf-8")
     make_generator = make_generator or PolicyFactory(cfg).generator
@@ -192,7 +193,7 @@ def run_eval(cfg: EvalConfig, *, make_generator: Any = None, say: Any = print) -
                 run_sync(closer())
     summary = {
         "model": cfg.model, "model_label": cfg.model_label or cfg.model, "policy": cfg.policy,
-        "judges": ids, "rubric": cfg.rubric.fingerprint(), "benchmarks": results,
+        "judges": ids, "rubric": cfg.rubric.fingerprint(), "benchmarks": {**earlier, **results},
         "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
     (out / RESULTS).write_text(json.dumps(summary, indent=2), encoding="utf-8")
@@ -217,7 +218,10 @@ def _run_benchmarks(cfg: EvalConfig, judges: list, make_generator: Any, ctx: Con
         if contam["checked"]:
             say(f"{spec.key}: {contam['overlap']} of {contam['of']} items overlap the training data "
                 f"({contam['training_data']}, match {contam['match']})")
-        sampling = resolve_sampling(protocol, cfg.sampling.model_dump())
+        user = cfg.sampling.model_dump()
+        if spec.sampling is not None:
+            user.update({k: v for k, v in spec.sampling.model_dump().items() if v is not None})
+        sampling = resolve_sampling(protocol, user)
         answers = AnswerStore(bench_dir / "answers.jsonl", generation_key(cfg, sampling))
         generated = generate_missing(answers, samples, make_generator, sampling, cfg.batch_size, spec.key)
         flat = [(s, k, text) for s in samples for k, text in enumerate(answers.answers[s.id])]
@@ -251,6 +255,19 @@ def _run_benchmarks(cfg: EvalConfig, judges: list, make_generator: Any, ctx: Con
             f"({primary['n_answers']} answers, {primary['parse_failures']} parse failures, judge {ids[0]})")
         results[spec.key] = bench
     return results
+
+
+def _earlier_results(out: Path, model: str) -> dict[str, Any]:
+    """Benchmarks an earlier run into `out` scored (kept beside this run's); a folder holding
+    another model's results is refused, so one folder is one row of the report."""
+    path = out / RESULTS
+    if not path.is_file():
+        return {}
+    earlier = json.loads(path.read_text(encoding="utf-8"))
+    if earlier.get("model") != model:
+        raise ConfigError(f"{out} holds results of model {earlier.get('model')!r}, not {model!r}; "
+                          "choose another --out (one folder per model)")
+    return earlier.get("benchmarks") or {}
 
 
 def _fmt(x: float | None) -> str:
