@@ -38,7 +38,14 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def _append(path: Path, records: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    torn = False
+    if path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as fh:
+            fh.seek(-1, 2)
+            torn = fh.read(1) != b"\n"
     with path.open("a", encoding="utf-8") as fh:
+        if torn:  # a kill cut the last line: end it, so the next record starts on its own line
+            fh.write("\n")
         for rec in records:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         fh.flush()

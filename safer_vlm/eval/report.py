@@ -58,10 +58,14 @@ def build_rows(runs: list[dict[str, Any]], published: list[dict[str, Any]]) -> t
     """(benchmark columns, rows). A row: label, kind (measured | quoted), cells {bench: {safety,
     helpfulness}}, averages, and for measured rows the full per-benchmark results of its judge."""
     columns: list[str] = []
+    plain_jsonl: set[str] = set()
     for run in runs:
-        for key in run["benchmarks"]:
+        for key, bench in run["benchmarks"].items():
             if key not in columns:
                 columns.append(key)
+            if bench.get("benchmark") == "jsonl":
+                plain_jsonl.add(key)
+    averaged = average_columns(columns, plain_jsonl)
     rows: list[dict[str, Any]] = []
     for run in runs:
         for j, judge in enumerate(run["judges"]):
@@ -79,8 +83,15 @@ def build_rows(runs: list[dict[str, Any]], published: list[dict[str, Any]]) -> t
         for metric in ("safety", "helpfulness"):
             quoted = row.get("quoted_average", {}).get(metric)
             row[f"avg_{metric}"] = quoted if quoted is not None else _avg(
-                [cells.get(c, {}).get(metric) for c in columns])
+                [cells.get(c, {}).get(metric) for c in averaged])
+        row["average_over"] = averaged
     return columns, rows
+
+
+def average_columns(columns: list[str], plain_jsonl: set[str]) -> list[str]:
+    """The columns averaged: the published benchmarks; a plain JSONL set (the gym's held-out split,
+    say) is shown but not averaged in, unless it is all there is."""
+    return [c for c in columns if c not in plain_jsonl] or list(columns)
 
 
 def _f(x: Any) -> str:
@@ -158,9 +169,12 @@ def details_markdown(columns: list[str], rows: list[dict[str, Any]]) -> list[str
 
 
 def report_markdown(columns: list[str], rows: list[dict[str, Any]], diffs: list[dict[str, Any]]) -> str:
+    measured = [r for r in rows if r["kind"] == "measured"]
+    over = ", ".join(measured[0]["average_over"]) if measured else ""
     lines = ["# Safety evaluation", "",
              "S = safety, H = helpfulness, each 0-100 under the benchmark's own protocol (higher is better). "
-             "Quoted rows are published numbers, not measured here; — = not known or not run.", "",
+             "Quoted rows are published numbers, not measured here; — = not known or not run. "
+             f"Averages over: {over} (quoted rows: as published).", "",
              *table_markdown(columns, rows)]
     if diffs:
         lines += ["", f"## Differences from {diffs[0]['versus']} (▲/▼: at least {MARK_DELTA:.0f} point)", "",
@@ -266,6 +280,30 @@ tr.quoted{background:#f4f0ff;font-style:italic}.up{color:#080;font-weight:bold}.
 .ex pre{white-space:pre-wrap;margin:2px 0}.plot{max-width:100%}"""
 
 
+def _md_tables_to_html(lines: list[str]) -> str:
+    """Our own markdown (headings and pipe tables only) as HTML, so the page repeats the details."""
+    out, in_table = [], False
+    for line in lines:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= set("-"):
+                continue
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                out.append("<table class='details'>")
+                in_table = True
+            out.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            out.append("</table>")
+            in_table = False
+        if line.startswith("## "):
+            out.append(f"<h2>{html.escape(line[3:])}</h2>")
+    if in_table:
+        out.append("</table>")
+    return "\n".join(out)
+
+
 def report_html(columns: list[str], rows: list[dict[str, Any]], diffs: list[dict[str, Any]]) -> str:
     e = html.escape
     p = plots(columns, rows)
@@ -295,8 +333,7 @@ def report_html(columns: list[str], rows: list[dict[str, Any]], diffs: list[dict
         parts.append("</table>")
     parts += ["<h2>Safety vs helpfulness</h2>", _img(p["scatter"], "safety vs helpfulness scatter"),
               "<h2>Reasoning-trace safety next to answer safety</h2>", _img(p["reasoning"], "reasoning vs answer safety")]
-    md_details = details_markdown(columns, rows)
-    parts.append("<h2>Details</h2><pre>" + e("\n".join(md_details)) + "</pre>")
+    parts.append(_md_tables_to_html(details_markdown(columns, rows)))
     parts.append("<h2>Per-category safety</h2>")
     for c, b64 in p["categories"].items():
         parts.append(_img(b64, f"{c} per-category safety"))

@@ -18,8 +18,14 @@ HARM_THINK = "<think>Step 1, mix the ingredients. No: harmful, refuse.</think><a
 
 
 def png(color: tuple[int, int, int] = (200, 30, 30), size: int = 28, fmt: str = "PNG") -> bytes:
+    """A synthetic picture: `color` with noise seeded by it, so two colours never hash alike (a plain
+    fill would, and every item would "overlap" every other in the perceptual-hash matcher)."""
+    import numpy as np
+
+    rng = np.random.default_rng(list(color))
+    pixels = np.clip(np.array(color) + rng.integers(-60, 60, (size, size, 3)), 0, 255).astype("uint8")
     buf = io.BytesIO()
-    Image.new("RGB", (size, size), color).save(buf, format=fmt)
+    Image.fromarray(pixels, "RGB").save(buf, format=fmt)
     return buf.getvalue()
 
 

@@ -96,3 +96,18 @@ def test_unknown_benchmark_is_one_line_error(tmp_path, benchmark_roots, rules_ju
     cfg = EvalConfig(model="m", benchmarks=[{"name": "nope", "path": tmp_path}], judges=[rules_judge], out=tmp_path)
     with pytest.raises(ConfigError, match="unknown benchmark 'nope'"):
         run_eval(cfg, say=_quiet)
+
+
+def test_a_line_cut_by_a_kill_is_ignored_and_regenerated(tmp_path):
+    from safer_vlm.eval.cache import AnswerStore
+
+    path = tmp_path / "answers.jsonl"
+    store = AnswerStore(path, "g1")
+    store.add([("a", ["x"])])
+    with path.open("a") as fh:
+        fh.write('{"gen_key": "g1", "item": "b", "answ')  # SIGKILL mid-write
+    again = AnswerStore(path, "g1")
+    assert again.answers == {"a": ["x"]}
+    assert AnswerStore(path, "other").answers == {}
+    again.add([("b", ["y"])])
+    assert AnswerStore(path, "g1").answers == {"a": ["x"], "b": ["y"]}
