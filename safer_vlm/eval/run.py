@@ -107,13 +107,18 @@ def generate_missing(store: AnswerStore, samples: list[SafetySample], make_gener
         return 0
     generator = make_generator(sampling)
     n = sampling["samples_per_item"]
-    with _progress() as progress:
-        task = progress.add_task(f"{label}: generating", total=len(todo))
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            groups = generator.generate([GenRequest(sample=s) for s in chunk], n=n)
-            store.add([(s.id, [g.text for g in group]) for s, group in zip(chunk, groups, strict=True)])
-            progress.update(task, advance=len(chunk))
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"{label}: generating", total=len(todo))
+            for start in range(0, len(todo), batch_size):
+                chunk = todo[start : start + batch_size]
+                groups = generator.generate([GenRequest(sample=s) for s in chunk], n=n)
+                store.add([(s.id, [g.text for g in group]) for s, group in zip(chunk, groups, strict=True)])
+                progress.update(task, advance=len(chunk))
+    finally:
+        closer = getattr(generator, "close", None)  # an endpoint's HTTP session and loop thread
+        if closer is not None:
+            closer()
     return len(todo)
 
 
