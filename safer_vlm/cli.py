@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "safer_vlm.judge.commands",  # judge, judge-calibrate
     "safer_vlm.curate.commands",  # curate
     "safer_vlm.train.commands",  # train
+    "safer_vlm.eval.commands",  # eval, report
     "safer_vlm.demo",  # demo
 )
 

@@ -1,0 +1,3 @@
+"""Evaluation: each benchmark's own scoring protocol, the unified rubric, reasoning-trace safety,
+per-category breakdowns and judge agreement (`safer-vlm eval`), and the paper-shaped report
+(`safer-vlm report`). Sits on top of data, generation and judge; never imports train."""

@@ -1,0 +1,101 @@
+"""`safer-vlm eval` and `safer-vlm report`.
+
+eval: answer every benchmark's items with the policy, judge them with one or more judges, and score
+them under each benchmark's own protocol, the rubric and the reasoning trace (see
+`safer_vlm/eval/run.py`). Rerunning the same command resumes; adding a `--judge` re-judges the
+stored answers without regenerating.
+
+report: read one or more eval folders (and a `published:` YAML of quoted numbers) and write the
+paper-shaped table as report.md, report.json and report.html.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from safer_vlm.errors import ConfigError
+
+
+def _benchmark_specs(values: list[str]) -> list[dict[str, Any]]:
+    specs = []
+    for raw in values:
+        if "=" not in raw:
+            raise ConfigError(f"--benchmark {raw!r} must look like NAME=PATH (e.g. vlguard=/data/VLGuard)")
+        name, path = raw.split("=", 1)
+        label = None
+        if ":" in name:  # LABEL:NAME=PATH, to run one protocol on two folders
+            label, name = name.split(":", 1)
+        specs.append({"name": name, "path": str(Path(path).absolute()), "label": label})
+    return specs
+
+
+def eval_command(
+    model: str = typer.Option(None, "--model", help="checkpoint folder, LoRA adapter folder, hub id or served model"),
+    benchmark: list[str] = typer.Option(
+        None, "--benchmark", help="NAME=PATH (or LABEL:NAME=PATH); NAME one of mm_safetybench, vlguard, "
+        "vlsbench, mssbench, siuo, beavertails_v, spa_vl, jsonl; repeatable"),
+    judge: list[Path] = typer.Option(None, "--judge", help="judge YAML; repeat for agreement (kappa)"),
+    out: Path = typer.Option(None, "--out", help="output folder (resumable)"),
+    config: Path = typer.Option(None, "--config", help="eval YAML (configs/eval_example.yaml); flags override it"),
+    limit: int = typer.Option(None, "--limit", help="at most N items per benchmark split"),
+    policy: str = typer.Option(None, "--policy", help="hf | vllm | openai"),
+    temperature: float = typer.Option(None, "--temperature"),
+    top_p: float = typer.Option(None, "--top-p"),
+    max_new_tokens: int = typer.Option(None, "--max-new-tokens"),
+    seed: int = typer.Option(None, "--seed"),
+    samples_per_item: int = typer.Option(None, "--samples-per-item"),
+    label: str = typer.Option(None, "--label", help="row name in reports"),
+    overrides: list[str] = typer.Option(None, "--set", help="key.path=value override of the config"),
+) -> None:
+    """Score a model on safety benchmarks: protocol, rubric and reasoning-trace safety, by category."""
+    from safer_vlm.config import describe_validation_error, read_yaml, set_override
+    from safer_vlm.eval.config import EvalConfig
+    from safer_vlm.eval.run import run_eval
+
+    data: dict[str, Any] = read_yaml(config) if config else {}
+    base = config.resolve().parent if config else Path.cwd()
+    flags = {"model": str(Path(model).absolute()) if model and Path(model).exists() else model,
+             "out": str(out.absolute()) if out else None, "limit": limit, "policy": policy,
+             "model_label": label}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    if benchmark:
+        data["benchmarks"] = _benchmark_specs(benchmark)
+    if judge:
+        data["judges"] = [str(j.absolute()) for j in judge]
+    sampling = {"temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed,
+                "samples_per_item": samples_per_item}
+    data.setdefault("sampling", {}).update({k: v for k, v in sampling.items() if v is not None})
+    for ov in overrides or []:
+        set_override(data, ov)
+    from pydantic import ValidationError
+
+    try:
+        cfg = EvalConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, str(config or "eval flags"))) from None
+    cfg.resolve_paths(base)
+    run_eval(cfg)
+    print(f"wrote {cfg.out / 'results.json'}; next: safer-vlm report {cfg.out}")
+
+
+def report_command(
+    runs: list[Path] = typer.Argument(..., help="eval output folders (one row each)"),
+    out: Path = typer.Option(None, "--out", help="where report.{md,json,html} go; default the first folder"),
+    published: list[Path] = typer.Option(
+        None, "--published", help="published-numbers YAML (quoted rows); default configs/published/*.yaml"),
+    no_published: bool = typer.Option(False, "--no-published", help="show measured rows only"),
+) -> None:
+    """The paper-shaped table (markdown, JSON, HTML with plots) from one or more eval folders."""
+    from safer_vlm.eval.report import default_published, write_report
+
+    pub = [] if no_published else (published or default_published())
+    paths = write_report(runs, out or runs[0], pub)
+    print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
+    app.command("report")(report_command)
