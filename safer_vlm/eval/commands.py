@@ -33,6 +33,7 @@ def _benchmark_specs(values: list[str]) -> list[dict[str, Any]]:
 
 
 def eval_command(
+    ctx: typer.Context,
     model: str = typer.Option(None, "--model", help="checkpoint folder, LoRA adapter folder, hub id or served model"),
     benchmark: list[str] = typer.Option(
         None, "--benchmark", help="NAME=PATH (or LABEL:NAME=PATH); NAME one of mm_safetybench, vlguard, "
@@ -55,6 +56,11 @@ def eval_command(
     from safer_vlm.eval.config import EvalConfig
     from safer_vlm.eval.run import run_eval
 
+    if config is None:
+        missing = [flag for flag, value in (("--model", model), ("--benchmark", benchmark), ("--judge", judge),
+                                            ("--out", out)) if not value]
+        if missing:  # a usage error (usage line + one Error: line, exit 2), like any other missing option
+            ctx.fail(f"missing {', '.join(missing)} (or give them in --config FILE)")
     data: dict[str, Any] = read_yaml(config) if config else {}
     base = config.resolve().parent if config else Path.cwd()
     flags = {"model": str(Path(model).absolute()) if model and Path(model).exists() else model,
