@@ -452,13 +452,13 @@ def make_trainer(
 
 
 class _DropMessage:
-    """A logging filter dropping records that start with `prefix`."""
+    """A logging filter dropping records that contain `prefix`."""
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
 
     def filter(self, record) -> bool:
-        return not str(record.getMessage()).startswith(self.prefix)
+        return self.prefix not in str(record.getMessage())
 
 
 def last_checkpoint(run_dir: Path) -> str | None:
