@@ -105,6 +105,15 @@ class GRPOSection(StrictModel):
     vllm_importance_sampling_correction: bool = Field(
         True, description="correct vLLM/trainer logprob mismatch (reflected answers carry NaN logprobs: ratio 1)"
     )
+    rollout_batch_size: int | None = Field(
+        None, ge=1, description="sequences per HF generate call in the rollout (None: a whole stage in one call)"
+    )
+    cache_implementation: Literal["dynamic", "static"] | None = Field(
+        None, description="KV cache for HF generation (static: pre-allocated; with compile_generation, compiled)"
+    )
+    compile_generation: bool = Field(
+        False, description="let transformers torch.compile the decode step (needs a static cache; GPU)"
+    )
     bf16: bool = Field(False, description="bfloat16 mixed precision (forced off on CPU)")
     gradient_checkpointing: bool = Field(False, description="trade compute for memory")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu")

@@ -147,9 +147,10 @@ def write_trajectory_viewer(cfg: TrainConfig, run_dir: Path) -> Path | None:
     return out
 
 
-def generator_factory(processor: Any) -> Callable[[Any, Any], Any]:
+def generator_factory(processor: Any, grpo: Any = None) -> Callable[[Any, Any], Any]:
     """Generators on the trainer's current policy: TRL's vLLM engine when `grpo.use_vllm`, else
-    transformers `generate` sampling with the trainer's generation config."""
+    transformers `generate` sampling with the trainer's generation config and `grpo`'s rollout knobs
+    (`rollout_batch_size`, `cache_implementation`, `compile_generation`)."""
     from safer_vlm.generation.hf_generator import HFGenerator
 
     def factory(model: Any, trainer: Any):
@@ -157,14 +158,21 @@ def generator_factory(processor: Any) -> Callable[[Any, Any], Any]:
             from safer_vlm.train.trl_adapter import TRLVLLMGenerator
 
             return TRLVLLMGenerator(trainer, processor)
+        batch = getattr(grpo, "rollout_batch_size", None)
+        if batch is None:
+            # every sequence of a rollout stage in one generate call (TRL hands one call
+            # per_device_train_batch_size x steps_per_generation prompts), as TRL's own generation does
+            args = trainer.args
+            batch = args.per_device_train_batch_size * max(1, getattr(args, "steps_per_generation", 1) or 1)
         return HFGenerator(
             model,
             processor,
             max_new_tokens=trainer.max_completion_length,
             temperature=trainer.temperature,
             generation_config=trainer.generation_config,
-            # one generate call per rollout stage, as TRL's own generation does
-            batch_size=trainer.args.per_device_train_batch_size,
+            batch_size=batch,
+            cache_implementation=getattr(grpo, "cache_implementation", None),
+            compile=getattr(grpo, "compile_generation", None),
         )
 
     return factory
@@ -271,7 +279,7 @@ def run_grpo(
     rollout = group_rollout or make_group_rollout(cfg, judge)
     stats = trl_adapter.RolloutStats(on_groups=trajectory_logger(cfg, run_dir) if state.is_main_process else None)
     rollout_func = trl_adapter.make_rollout_func(
-        {s.id: s for s in samples}, rollout, generator_factory(processor), stats
+        {s.id: s for s in samples}, rollout, generator_factory(processor, cfg.grpo), stats
     )
     args = trl_adapter.make_grpo_config(cfg.grpo, run_dir / "checkpoints", use_cpu=use_cpu)
     if build_reference:

@@ -340,6 +340,8 @@ def make_grpo_config(grpo: Any, output_dir: Path, use_cpu: bool, report_to: str 
     )
     if grpo.gradient_checkpointing:
         kwargs["gradient_checkpointing"] = True
+    if getattr(grpo, "cache_implementation", None):
+        kwargs["cache_implementation"] = grpo.cache_implementation  # TRL's own generation uses it too
     if grpo.vllm_server_base_url:
         kwargs["vllm_server_base_url"] = grpo.vllm_server_base_url
     return GRPOConfig(**kwargs)
