@@ -364,7 +364,7 @@ def metrics_callback(path: Path, on_step: Callable[[int, dict], None] | None = N
             if not logs:
                 return
             record = {"step": state.global_step, **{k: _plain(v) for k, v in logs.items()}}
-            if state.is_world_process_zero:  # one row per step however many processes train
+            if getattr(state, "is_world_process_zero", True):  # one row per step however many processes train
                 with path.open("a", encoding="utf-8") as fh:
                     fh.write(json.dumps(record) + "\n")
                 if on_step is not None:
