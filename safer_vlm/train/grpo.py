@@ -6,6 +6,10 @@ optional supervised warm start -> GRPO through TRL (`trl_adapter`) -> HF-format 
 
 Scaling: on GPUs set `grpo.device: cuda`, `grpo.bf16: true`, `grpo.use_vllm: true` and launch with
 `accelerate launch --config_file configs/accelerate/zero2.yaml -m safer_vlm.cli train --config ...`.
+Under `accelerate launch` the main process prepares the run folder and writes every file; the
+others wait for it. `model.attn_implementation` (default `auto`: the padding-safe SDPA on CUDA)
+reaches the policy and TRL's reference model; `lora.enabled` trains peft adapters only;
+`logging.report_to` adds TensorBoard / wandb next to `metrics.jsonl`.
 """
 
 from __future__ import annotations
@@ -365,8 +369,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
         trainer = run_grpo(
             cfg, run_dir, model, processor, train_samples, judge, resume_from=resume_from, on_step=on_step, on_log=on_log
         )
+    final = run_dir / FINAL_NAME
+    if getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False):
+        # sharded weights: the Trainer gathers them (a collective, every process calls it). Not run here.
+        trainer.save_model(str(final))
+        if main:
+            from safer_vlm.models.loading import save_processor
+
+            save_processor(processor, final)
+    elif main:
+        export_policy(cfg, trainer.accelerator.unwrap_model(trainer.model), processor, final)
     if main:
-        export_policy(cfg, trainer.accelerator.unwrap_model(trainer.model), processor, run_dir / FINAL_NAME)
         viewer = write_trajectory_viewer(cfg, run_dir)
         print(f"checkpoint: {run_dir / FINAL_NAME}  metrics: {run_dir / METRICS_NAME}  trajectories: {viewer}")
     state.wait_for_everyone()

@@ -52,3 +52,13 @@ def test_tensorboard_gets_every_criterion_and_rollout_metric(tmp_path, gym_dir, 
     versions = json.loads((run / VERSIONS_NAME).read_text())
     assert versions["torch"] and versions["transformers"] and versions["trl"]
     assert (run / "config.yaml").is_file()
+
+
+def test_wandb_without_the_package_is_a_config_error(tmp_path):
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="wandb"):
+            backend_callbacks(["wandb"], tmp_path)
+    else:
+        pytest.skip("wandb is installed here: the offline backend is built instead")

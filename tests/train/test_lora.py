@@ -114,4 +114,6 @@ def test_cli_lora_writes_an_adapter_checkpoint_and_resumes(tmp_path, gym_dir, gy
     assert (final / "adapter_config.json").is_file()
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r and "train_runtime" not in r] == [1, 2, 3]
-    assert (final / "adapter_model.safetensors").read_bytes() != b"" and first != b""
+    assert (run / "checkpoints" / "checkpoint-2" / "video_preprocessor_config.json").is_file()
+    # the resumed run restored adapter, optimizer and RNG from checkpoint-2: it ends where the uninterrupted run did
+    assert (final / "adapter_model.safetensors").read_bytes() == first
