@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from safer_vlm.cli import main
 from safer_vlm.errors import ConfigError
 from safer_vlm.train.logging_backends import TENSORBOARD_DIR, VERSIONS_NAME, backend_callbacks
+from tests.train.helpers import write_train_config
 
 
 def test_unknown_backend_is_a_config_error(tmp_path):
@@ -22,18 +22,7 @@ def test_unknown_backend_is_a_config_error(tmp_path):
 def test_tensorboard_gets_every_criterion_and_rollout_metric(tmp_path, gym_dir, gym_model_dir):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    cfg = {
-        "model": {"path": str(gym_model_dir)},
-        "data": {"path": str(gym_dir / "train.jsonl"), "heldout_split": None},
-        "rollout": {"reflection": True},
-        "grpo": {
-            "num_generations": 4, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
-            "max_steps": 2, "beta": 0.0, "max_completion_length": 8, "device": "cpu", "save_steps": 1000,
-        },
-        "output_dir": str(tmp_path / "run"),
-    }
-    config = tmp_path / "train.yaml"
-    config.write_text(yaml.safe_dump(cfg))
+    config = write_train_config(tmp_path, gym_dir, gym_model_dir, max_steps=2, beta=0.0)
     main(["train", "--config", str(config), "--set", "logging.report_to=[tensorboard]"])
     run = tmp_path / "run"
     events = list((run / TENSORBOARD_DIR).glob("events.out.tfevents.*"))

@@ -8,7 +8,6 @@ import shutil
 
 import pytest
 import torch
-import yaml
 
 from safer_vlm.cli import main
 from safer_vlm.data.schema import read_samples
@@ -16,6 +15,7 @@ from safer_vlm.judge.controlled import ControlledUnsafeJudge
 from safer_vlm.judge.rules import RuleJudge
 from safer_vlm.train.config import LoRASection, TrainConfig
 from safer_vlm.train.lora import target_modules
+from tests.train.helpers import write_train_config
 
 
 def test_default_targets_leave_the_vision_tower_out():
@@ -79,26 +79,9 @@ def test_three_lora_steps_change_only_adapter_weights(tmp_path, gym_dir, gym_mod
     assert not torch.equal(dict(merged.named_parameters())[name], before[name])
 
 
-def _cli_config(tmp_path, gym_dir, gym_model_dir):
-    cfg = {
-        "model": {"path": str(gym_model_dir)},
-        "data": {"path": str(gym_dir / "train.jsonl"), "heldout_split": None},
-        "rollout": {"reflection": True},
-        "grpo": {
-            "learning_rate": 1e-3, "num_generations": 4, "per_device_train_batch_size": 8,
-            "gradient_accumulation_steps": 1, "max_steps": 3, "beta": 0.01, "max_completion_length": 8,
-            "device": "cpu", "save_steps": 1, "save_total_limit": 3,
-        },
-        "output_dir": str(tmp_path / "run"),
-    }
-    path = tmp_path / "train.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
 @pytest.mark.slow
 def test_cli_lora_writes_an_adapter_checkpoint_and_resumes(tmp_path, gym_dir, gym_model_dir):
-    config = _cli_config(tmp_path, gym_dir, gym_model_dir)
+    config = write_train_config(tmp_path, gym_dir, gym_model_dir, save_steps=1, save_total_limit=3)
     run = tmp_path / "run"
     args = ["train", "--config", str(config), "--set", "lora.enabled=true", "--set", "lora.r=4"]
     main(args)

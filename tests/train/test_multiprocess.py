@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.train.helpers import write_train_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,19 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_two_cpu_processes_train_to_one_checkpoint(tmp_path, gym_dir, gym_model_dir):
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
     assert accelerate, "accelerate's launcher is installed with the package"
-    cfg = {
-        "model": {"path": str(gym_model_dir)},
-        "data": {"path": str(gym_dir / "train.jsonl"), "heldout_split": None},
-        "rollout": {"reflection": True},
-        "grpo": {
-            "learning_rate": 1e-3, "num_generations": 4, "per_device_train_batch_size": 8,
-            "gradient_accumulation_steps": 1, "max_steps": 3, "beta": 0.01, "max_completion_length": 8,
-            "device": "cpu", "save_steps": 2, "save_total_limit": 3,
-        },
-        "output_dir": str(tmp_path / "run"),
-    }
-    config = tmp_path / "train.yaml"
-    config.write_text(yaml.safe_dump(cfg))
+    config = write_train_config(tmp_path, gym_dir, gym_model_dir, save_steps=2, save_total_limit=3)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [accelerate, "launch", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
