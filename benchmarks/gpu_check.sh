@@ -17,6 +17,8 @@
 #      issue 8), and plain sdpa with one prompt per step (no padding; expected finite)
 #   3. HF rollout throughput at 16 / 64 / 256 sequences, dynamic vs static KV cache
 #   4. AutoProcessor.from_pretrained on a checkpoint we wrote (torchvision is there)
+# GPU_CHECK_CPU=1 bash benchmarks/gpu_check.sh runs the same sequence on the CPU with the tiny model
+# (a dry run of the script itself; its figures mean nothing for the GPU).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_check_out}
 mkdir -p "$OUT"
@@ -27,33 +29,40 @@ if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=/tmp/site:$PYTHONPATH || { echo "wheel install failed"; exit 3; }
 fi
-date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-python3 -c "import torch, transformers, trl; print('torch', torch.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__)"
-MODEL=/tmp/qwen3b_random
+PY=${PYTHON:-python3}
+if [ "${GPU_CHECK_CPU:-0}" = 1 ]; then
+  MODEL=/tmp/tiny_gpu_check; STEP="--tiny"; GEN="--device cpu --shape tiny"; T=4   # time limits x4 on 2 cores
+else
+  MODEL=/tmp/qwen3b_random; STEP=""; GEN="--device cuda --shape 3b"; T=1
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+fi
+date -u
+$PY -c "import torch, transformers, trl; print('torch', torch.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__)"
 status=0
 
 echo "=== 1. acceptance: gpu_grpo_step.py defaults"
-timeout 400 python3 benchmarks/gpu_grpo_step.py --model-dir $MODEL --out "$OUT/gpu_grpo_step.json"
+timeout $((400 * T)) $PY benchmarks/gpu_grpo_step.py $STEP --model-dir $MODEL --out "$OUT/gpu_grpo_step.json"
 rc=$?; echo "gpu_grpo_step rc=$rc"; [ $rc -ne 0 ] && status=1
 
 echo "=== 2. control: plain sdpa, 4 prompts (padded) then 1 prompt (no padding)"
-timeout 45 python3 benchmarks/gpu_grpo_step.py --model-dir $MODEL --attn sdpa --runs ours-off --steps 2 \
+timeout $((45 * T)) $PY benchmarks/gpu_grpo_step.py $STEP --model-dir $MODEL --attn sdpa --runs ours-off --steps 2 \
   --out "$OUT/control_sdpa_padded.json"; echo "sdpa padded rc=$? (1 = non-finite, the bug this issue fixes)"
-timeout 40 python3 benchmarks/gpu_grpo_step.py --model-dir $MODEL --attn sdpa --runs ours-off --steps 2 --prompts 1 \
+timeout $((40 * T)) $PY benchmarks/gpu_grpo_step.py $STEP --model-dir $MODEL --attn sdpa --runs ours-off --steps 2 --prompts 1 \
   --out "$OUT/control_sdpa_1prompt.json"; echo "sdpa 1 prompt rc=$?"
 
 echo "=== 3. rollout throughput"
-timeout 60 python3 benchmarks/bench_generation.py --model-dir $MODEL --device cuda --sequences 16 64 256 \
+timeout $((60 * T)) $PY benchmarks/bench_generation.py --model-dir $MODEL $GEN --sequences 16 64 256 \
   --cache dynamic static --out "$OUT/generation.json"; echo "bench_generation rc=$?"
 
 echo "=== 4. AutoProcessor reads our checkpoint"
-timeout 20 python3 - <<'PY'
+timeout $((20 * T)) $PY - "$MODEL" <<'PY'
+import sys
 from transformers import AutoProcessor
-p = AutoProcessor.from_pretrained("/tmp/qwen3b_random")
+p = AutoProcessor.from_pretrained(sys.argv[1])
 print("AutoProcessor OK:", type(p).__name__, type(p.image_processor).__name__, type(p.video_processor).__name__)
 PY
 echo "AutoProcessor rc=$?"
-python3 -c "import fastapi, uvicorn" 2>/dev/null && echo "transformers serve: deps present (serve $MODEL by hand)" \
+$PY -c "import fastapi, uvicorn" 2>/dev/null && echo "transformers serve: deps present (serve $MODEL by hand)" \
   || echo "transformers serve: skipped (fastapi/uvicorn not on the device; carry them as wheels to try)"
 date -u
 exit $status

@@ -22,7 +22,6 @@ eager, sdpa_math (sdpa with only the math backend), or any transformers name.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import math
@@ -56,20 +55,9 @@ def _finite(x) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def sdpa_context(variant: str):
-    """`sdpa_math`: SDPA restricted to the math backend (the flash, efficient and cuDNN kernels off)."""
-    if variant != "sdpa_math":
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel([SDPBackend.MATH])
-
-
 def attn_spec(variant: str, device: str):
     from safer_vlm.models.attention import resolve_attn_implementation
 
-    if variant == "sdpa_math":
-        return "sdpa"
     return resolve_attn_implementation(variant, device)
 
 
@@ -139,7 +127,7 @@ def run_one(kind: str, variant: str, args, model_dir: Path, samples, root: Path,
     state = {"t": time.perf_counter(), "tokens": 0}
     counter = GenCounter()
 
-    label = "sdpa_math" if variant == "sdpa_math" else describe(spec)
+    label = describe(spec)
 
     def on_step(step: int, total: int) -> None:
         # the Trainer ends the step (timing, here) before it logs that step (metrics, in on_log)
@@ -166,12 +154,13 @@ def run_one(kind: str, variant: str, args, model_dir: Path, samples, root: Path,
         print(f"  [{label} {kind}] " + " ".join(f"{k}={v}" for k, v in row.items()), flush=True)
 
     error = None
-    with sdpa_context(variant), counter:
+    with counter:
         try:
             if kind == "trl-plain":
-                run_trl_plain(cfg, run_dir, model, processor, samples, judge, on_step, on_log)
+                run_trl_plain(cfg, run_dir, model_dir, model, processor, samples, judge, on_step, on_log)
             else:
-                run_grpo(cfg, run_dir, model, processor, samples, judge, on_step=on_step, on_log=on_log)
+                run_grpo(cfg, run_dir, model, processor, samples, judge, on_step=on_step, on_log=on_log,
+                         reference_dir=model_dir)  # the reference is the untrained checkpoint: no copy
         except SaferVLMError as exc:  # divergence: recorded, and the script exits 1 at the end
             error = str(exc)
             print(f"  [{variant} {kind}] STOPPED: {error}", flush=True)
@@ -192,7 +181,7 @@ def run_one(kind: str, variant: str, args, model_dir: Path, samples, root: Path,
     }
 
 
-def run_trl_plain(cfg, run_dir: Path, model, processor, samples, judge, on_step, on_log) -> None:
+def run_trl_plain(cfg, run_dir: Path, model_dir: Path, model, processor, samples, judge, on_step, on_log) -> None:
     """TRL's built-in generation (no rollout_func); a reward function judges with the same judge."""
     from transformers.trainer_callback import PrinterCallback
     from trl import GRPOTrainer
@@ -201,7 +190,7 @@ def run_trl_plain(cfg, run_dir: Path, model, processor, samples, judge, on_step,
     from safer_vlm.models.attention import attn_of
     from safer_vlm.reward import compose_reward
     from safer_vlm.train import trl_adapter
-    from safer_vlm.train.grpo import METRICS_NAME, render_chat, sample_images, save_policy
+    from safer_vlm.train.grpo import METRICS_NAME, render_chat, sample_images
 
     by_id = {s.id: s for s in samples}
 
@@ -212,8 +201,7 @@ def run_trl_plain(cfg, run_dir: Path, model, processor, samples, judge, on_step,
         return [None if b is None else b.total for b in out]
 
     if cfg.grpo.beta > 0:
-        ref = save_policy(model, processor, run_dir / "reference_policy")
-        model.config._name_or_path = str(ref)
+        model.config._name_or_path = str(model_dir)  # the untrained checkpoint is the reference
     dataset = trl_adapter.build_dataset(samples, render_chat, sample_images)
     args = trl_adapter.make_grpo_config(cfg.grpo, run_dir / "checkpoints", use_cpu=cfg.grpo.device == "cpu")
     if cfg.grpo.beta > 0:
@@ -300,7 +288,7 @@ def main() -> int:
     print(f"{'attention':<34} {'run':<10} {'s/step':>8} {'gen tok/s':>10} {'peak GiB':>9} {'finite':>7}  grad norms")
     for r in results:
         norms = ", ".join("nan" if not _finite(s.get("grad_norm")) else f"{s['grad_norm']:.3g}" for s in r["steps"])
-        print(f"{r['attn'] if r['variant'] != 'sdpa_math' else 'sdpa_math':<34} {r['kind']:<10} "
+        print(f"{r['attn']:<34} {r['kind']:<10} "
               f"{r['median_step_s']!s:>8} {r['gen_tokens_per_s']!s:>10} {r['peak_mem_gib']!s:>9} "
               f"{'yes' if not r['nonfinite_steps'] else 'NO':>7}  {norms}")
     first = {r["kind"]: r for r in results if r["variant"] == args.attn[0]}

@@ -10,7 +10,10 @@ each fully masked query row one key, its own position, so no kernel ever sees an
 (non-pad) rows keep exactly their mask, and no real row attends a pad key, so outputs at real
 positions are unchanged; pad positions now carry finite junk that nothing reads.
 
-Both names are registered through transformers' public `AttentionInterface` and
+`sdpa_math` is SDPA restricted to the math backend (no fused kernel): measured finite on the H200
+where fused SDPA was not (issue 8), at eager-like memory; a fallback chosen by config.
+
+The names are registered through transformers' public `AttentionInterface` and
 `AttentionMaskInterface` (no patching of private internals) when this module is imported, which
 `resolve_attn_implementation` does before any model is loaded, in every process that loads one
 (TRL's reference model included).
@@ -21,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 PADSAFE = "sdpa_padsafe"
+MATH_ONLY = "sdpa_math"
 
 #: Text-model attention used on CUDA when `model.attn_implementation` is "auto".
 CUDA_AUTO_TEXT = PADSAFE
@@ -55,16 +59,28 @@ def unmask_empty_rows(mask, *, q_offset: int = 0, kv_offset: int = 0):
     return mask | (empty & own)
 
 
+def math_only_sdpa_forward(*args: Any, **kwargs: Any):
+    """transformers' SDPA attention with only the math backend enabled (flash, efficient, cuDNN off)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    with sdpa_kernel([SDPBackend.MATH]):
+        return sdpa_attention_forward(*args, **kwargs)
+
+
 def register_attention() -> None:
-    """Make `sdpa_padsafe` a valid `attn_implementation` in this process (idempotent)."""
+    """Make `sdpa_padsafe` and `sdpa_math` valid `attn_implementation`s in this process (idempotent)."""
     global _REGISTERED
     if _REGISTERED:
         return
     from transformers import AttentionInterface, AttentionMaskInterface
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import sdpa_mask
 
     AttentionInterface.register(PADSAFE, sdpa_attention_forward)
     AttentionMaskInterface.register(PADSAFE, padsafe_mask)
+    AttentionInterface.register(MATH_ONLY, math_only_sdpa_forward)
+    AttentionMaskInterface.register(MATH_ONLY, sdpa_mask)
     _REGISTERED = True
 
 

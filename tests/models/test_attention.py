@@ -96,3 +96,35 @@ def test_load_policy_sets_the_attention(tiny_model_dir, attn):
     vision = attn if isinstance(attn, str) else attn["vision_config"]
     assert model.config.text_config._attn_implementation == text
     assert model.config.vision_config._attn_implementation == vision
+
+
+def test_sdpa_math_runs_only_the_math_backend(tiny_model_dir, tiny_policy, tiny_dataset):
+    from safer_vlm.models.attention import MATH_ONLY
+    from safer_vlm.models.loading import load_policy
+
+    _, processor = tiny_policy
+    batch = _left_padded_batch(processor, tiny_dataset)
+    flags: list[tuple[bool, bool, bool]] = []
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(*args, **kw):
+        b = torch.backends.cuda
+        flags.append((b.flash_sdp_enabled(), b.mem_efficient_sdp_enabled(), b.math_sdp_enabled()))
+        return real(*args, **kw)
+
+    logits = {}
+    for attn in ("sdpa", MATH_ONLY):
+        model, _ = load_policy(tiny_model_dir, dtype="float32", attn_implementation=attn)
+        flags.clear()
+        torch.nn.functional.scaled_dot_product_attention = spy
+        try:
+            with torch.no_grad():
+                logits[attn] = model(**batch).logits
+        finally:
+            torch.nn.functional.scaled_dot_product_attention = real
+        if attn == MATH_ONLY:
+            assert flags and all(f == (False, False, True) for f in flags)
+        else:
+            assert flags and all(f[0] for f in flags)
+    real_pos = batch["attention_mask"].bool()
+    torch.testing.assert_close(logits[MATH_ONLY][real_pos], logits["sdpa"][real_pos], rtol=1e-4, atol=1e-5)
