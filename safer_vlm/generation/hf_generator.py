@@ -18,6 +18,11 @@ class HFGenerator:
     sampling correction expects from vLLM's `processed_logprobs`. Pass TRL's
     `trainer.generation_config` as `generation_config` to sample exactly as the trainer would; it
     then overrides `max_new_tokens`, `temperature`, `top_p` and `top_k`.
+
+    Throughput knobs (decoding a few sequences at a time is latency-bound on a GPU): `batch_size`
+    sequences per `generate` call (a GRPO rollout stage in one call when it is at least the stage's
+    size), `cache_implementation="static"` (a pre-allocated KV cache) and `compile=True` (transformers
+    compiles the decode step when the cache is static; CUDA, and on CPU only with a compiler).
     """
 
     def __init__(
@@ -33,6 +38,8 @@ class HFGenerator:
         generation_config: Any = None,
         system_prompt: str | None = None,
         max_pixels: int = MAX_PIXELS,
+        cache_implementation: str | None = None,
+        compile: bool | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -51,6 +58,10 @@ class HFGenerator:
         self._sampling_config = copy.deepcopy(config)
         self._sampling_config.return_dict_in_generate = True
         self._sampling_config.output_scores = True
+        if cache_implementation is not None:
+            self._sampling_config.cache_implementation = cache_implementation
+        if compile is not None:
+            self._sampling_config.disable_compile = not compile
 
     def _default_generation_config(self, max_new_tokens: int, temperature: float, top_p: float, top_k: int):
         from transformers import GenerationConfig

@@ -2,7 +2,9 @@
 
 safer-vlm works on images only, so the processor is built without the video processor (which needs
 torchvision, never installed here); the image processor is whatever transformers picks for the
-checkpoint (the PIL backend when torchvision is absent).
+checkpoint (the PIL backend when torchvision is absent). Checkpoints are nevertheless *saved* with
+the standard Qwen2.5-VL processor files (`save_processor`), video section included, so
+`AutoProcessor`, vLLM and `transformers serve` read them as they read the hub's checkpoints.
 """
 
 from __future__ import annotations
@@ -60,6 +62,56 @@ def make_processor(
         chat_template=chat_template,
         video_processor=video_processor,
     )
+
+
+#: Files `AutoProcessor.from_pretrained` reads for Qwen2.5-VL besides the tokenizer's.
+PREPROCESSOR_CONFIG = "preprocessor_config.json"
+VIDEO_PREPROCESSOR_CONFIG = "video_preprocessor_config.json"
+PROCESSOR_CONFIG = "processor_config.json"
+#: The video processor transformers pairs with Qwen2.5-VL (it needs torchvision to *run*, not to be described).
+VIDEO_PROCESSOR_TYPE = "Qwen2VLVideoProcessor"
+
+
+def video_processor_dict(image_processor: Any) -> dict[str, Any]:
+    """The standard video processor config matching `image_processor` (same resizing, patches and
+    normalisation), written without instantiating the torchvision-backed class."""
+    d = {k: v for k, v in image_processor.to_dict().items() if not k.startswith("_")}
+    d.pop("image_processor_type", None)
+    d.pop("processor_class", None)
+    d["video_processor_type"] = VIDEO_PROCESSOR_TYPE
+    d.setdefault("temporal_patch_size", 2)
+    d.setdefault("do_sample_frames", False)
+    return d
+
+
+def save_processor(processor: Any, path: str | Path) -> Path:
+    """Save the processor as transformers does, plus the standard files an image-only processor would
+    not write: `preprocessor_config.json` (image processor), `video_preprocessor_config.json` and a
+    `video_processor` section in `processor_config.json`. Our own loader ignores the video parts."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    processor.save_pretrained(path)
+    write_standard_processor_files(processor, path)
+    return path
+
+
+def write_standard_processor_files(processor: Any, path: Path) -> None:
+    """The files `AutoProcessor` needs for Qwen2.5-VL, next to an existing `processor.save_pretrained`."""
+    import json
+
+    cls_name = "Qwen2_5_VLProcessor"
+    image = {k: v for k, v in processor.image_processor.to_dict().items() if not k.startswith("_")}
+    image["processor_class"] = cls_name
+    video = video_processor_dict(processor.image_processor)
+    (path / PREPROCESSOR_CONFIG).write_text(json.dumps(image, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (path / VIDEO_PREPROCESSOR_CONFIG).write_text(
+        json.dumps({**video, "processor_class": cls_name}, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    config_path = path / PROCESSOR_CONFIG
+    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    config.setdefault("processor_class", cls_name)
+    config["video_processor"] = video
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _source(name_or_path: str | Path) -> str:
@@ -129,7 +181,7 @@ def load_policy(
     *,
     dtype: DType = "auto",
     device: str = "cpu",
-    attn_implementation: str | None = None,
+    attn_implementation: str | dict[str, str] | None = None,
     trust_remote_code: bool = False,
 ):
     """Load `(model, processor)` from a hub id or a local checkpoint (safetensors only).
@@ -139,6 +191,9 @@ def load_policy(
     """
     from transformers import AutoModelForImageTextToText
 
+    from safer_vlm.models.attention import register_attention
+
+    register_attention()  # `sdpa_padsafe` is a valid attn_implementation from here on
     source = _source(name_or_path)
     config = _check_model_type(source, trust_remote_code)
     torch_dtype = _torch_dtype(dtype)

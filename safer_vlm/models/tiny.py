@@ -167,7 +167,7 @@ def build_tiny_vlm(
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
 
-    from safer_vlm.models.loading import make_processor
+    from safer_vlm.models.loading import make_processor, save_processor
     from safer_vlm.models.tiny_corpus import builtin_corpus
 
     out_dir = Path(out_dir)
@@ -201,5 +201,5 @@ def build_tiny_vlm(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
-    processor.save_pretrained(out_dir)
+    save_processor(processor, out_dir)  # with the standard files AutoProcessor and vLLM read
     return out_dir

@@ -26,6 +26,15 @@ class ModelSection(StrictModel):
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="weights dtype when loading (float32 on CPU)"
     )
+    attn_implementation: str | dict[str, str] = Field(
+        "auto",
+        description=(
+            "attention for the policy and TRL's reference model: auto (CPU: transformers' default; CUDA: "
+            "sdpa_padsafe in the text model, sdpa in the vision tower), sdpa, sdpa_padsafe, eager, "
+            "flash_attention_2 or any name transformers accepts, or a per-sub-model dict "
+            "{text_config: ..., vision_config: ...}"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSection:
@@ -96,6 +105,15 @@ class GRPOSection(StrictModel):
     vllm_importance_sampling_correction: bool = Field(
         True, description="correct vLLM/trainer logprob mismatch (reflected answers carry NaN logprobs: ratio 1)"
     )
+    rollout_batch_size: int | None = Field(
+        None, ge=1, description="sequences per HF generate call in the rollout (None: a whole stage in one call)"
+    )
+    cache_implementation: Literal["dynamic", "static"] | None = Field(
+        None, description="KV cache for HF generation (static: pre-allocated; with compile_generation, compiled)"
+    )
+    compile_generation: bool = Field(
+        False, description="let transformers torch.compile the decode step (needs a static cache; GPU)"
+    )
     bf16: bool = Field(False, description="bfloat16 mixed precision (forced off on CPU)")
     gradient_checkpointing: bool = Field(False, description="trade compute for memory")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu")
@@ -136,6 +154,41 @@ class TrajectoryLog(StrictModel):
     viewer_groups: int = Field(24, ge=1, description="groups shown in trajectories.html")
 
 
+#: Qwen2.5-VL's projections in every decoder layer (attention and MLP). The vision tower's MLP uses the
+#: same names, so the target is restricted to the language model unless `lora.train_vision`.
+QWEN2_5_VL_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class LoRASection(StrictModel):
+    """Low-rank adapters through peft: only the adapters train, the reference is the adapter-disabled
+    model (no second copy), and `final/` holds the adapter (plus merged weights when asked)."""
+
+    enabled: bool = Field(False, description="train LoRA adapters instead of every weight")
+    r: int = Field(16, ge=1, description="adapter rank")
+    alpha: int = Field(32, ge=1, description="scaling numerator (scale = alpha / r)")
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the adapter input")
+    target_modules: list[str] = Field(
+        default_factory=lambda: list(QWEN2_5_VL_LORA_TARGETS),
+        description="module names to adapt (Qwen2.5-VL: attention and MLP projections of the text model)",
+    )
+    train_vision: bool = Field(
+        False, description="also adapt the vision tower's modules of those names (frozen by default)"
+    )
+    merge_on_export: bool = Field(
+        False, description="also write merged full weights to <final>/merged (loadable without peft)"
+    )
+
+
+class LoggingSection(StrictModel):
+    """Where metrics go, next to `metrics.jsonl` (always written)."""
+
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(
+        default_factory=list,
+        description="extra backends: tensorboard (<run>/tensorboard) and wandb (offline unless WANDB_MODE is set)",
+    )
+    wandb_project: str = Field("safer-vlm", description="wandb project name")
+
+
 class TrainConfig(StrictModel):
     """A full GRPO run: model, data, judge, rubric, rollout, optimiser knobs, warm start, output."""
 
@@ -152,6 +205,8 @@ class TrainConfig(StrictModel):
     grpo: GRPOSection = Field(default_factory=GRPOSection)
     sft_warmstart: SFTWarmstart = Field(default_factory=SFTWarmstart)
     trajectories: TrajectoryLog = Field(default_factory=TrajectoryLog)
+    lora: LoRASection = Field(default_factory=LoRASection, description="LoRA adapters (peft)")
+    logging: LoggingSection = Field(default_factory=LoggingSection, description="metric backends")
     output_dir: Path = Field(Path("runs/train"), description="run folder (config, metrics, checkpoint)")
 
     @model_validator(mode="after")

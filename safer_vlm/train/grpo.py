@@ -6,6 +6,10 @@ optional supervised warm start -> GRPO through TRL (`trl_adapter`) -> HF-format 
 
 Scaling: on GPUs set `grpo.device: cuda`, `grpo.bf16: true`, `grpo.use_vllm: true` and launch with
 `accelerate launch --config_file configs/accelerate/zero2.yaml -m safer_vlm.cli train --config ...`.
+Under `accelerate launch` the main process prepares the run folder and writes every file; the
+others wait for it. `model.attn_implementation` (default `auto`: the padding-safe SDPA on CUDA)
+reaches the policy and TRL's reference model; `lora.enabled` trains peft adapters only;
+`logging.report_to` adds TensorBoard / wandb next to `metrics.jsonl`.
 """
 
 from __future__ import annotations
@@ -147,9 +151,10 @@ def write_trajectory_viewer(cfg: TrainConfig, run_dir: Path) -> Path | None:
     return out
 
 
-def generator_factory(processor: Any) -> Callable[[Any, Any], Any]:
+def generator_factory(processor: Any, grpo: Any = None) -> Callable[[Any, Any], Any]:
     """Generators on the trainer's current policy: TRL's vLLM engine when `grpo.use_vllm`, else
-    transformers `generate` sampling with the trainer's generation config."""
+    transformers `generate` sampling with the trainer's generation config and `grpo`'s rollout knobs
+    (`rollout_batch_size`, `cache_implementation`, `compile_generation`)."""
     from safer_vlm.generation.hf_generator import HFGenerator
 
     def factory(model: Any, trainer: Any):
@@ -157,14 +162,21 @@ def generator_factory(processor: Any) -> Callable[[Any, Any], Any]:
             from safer_vlm.train.trl_adapter import TRLVLLMGenerator
 
             return TRLVLLMGenerator(trainer, processor)
+        batch = getattr(grpo, "rollout_batch_size", None)
+        if batch is None:
+            # every sequence of a rollout stage in one generate call (TRL hands one call
+            # per_device_train_batch_size x steps_per_generation prompts), as TRL's own generation does
+            args = trainer.args
+            batch = args.per_device_train_batch_size * max(1, getattr(args, "steps_per_generation", 1) or 1)
         return HFGenerator(
             model,
             processor,
             max_new_tokens=trainer.max_completion_length,
             temperature=trainer.temperature,
             generation_config=trainer.generation_config,
-            # one generate call per rollout stage, as TRL's own generation does
-            batch_size=trainer.args.per_device_train_batch_size,
+            batch_size=batch,
+            cache_implementation=getattr(grpo, "cache_implementation", None),
+            compile=getattr(grpo, "compile_generation", None),
         )
 
     return factory
@@ -201,11 +213,39 @@ def filter_prompt_length(samples: list[SafetySample], processor: Any, max_len: i
 
 
 def save_policy(model: Any, processor: Any, path: Path) -> Path:
-    """An HF-format checkpoint (safetensors) that `load_policy` and vLLM read back."""
+    """An HF-format checkpoint (safetensors) that `load_policy`, `AutoProcessor` and vLLM read back."""
+    from safer_vlm.models.loading import save_processor
+
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path, safe_serialization=True)
-    processor.save_pretrained(path)
+    save_processor(processor, path)
     return path
+
+
+def export_policy(cfg: TrainConfig, trained: Any, processor: Any, path: Path) -> Path:
+    """The run's `final/`: full weights, or with LoRA the adapter (and merged weights when
+    `lora.merge_on_export`); always the standard processor files."""
+    from safer_vlm.train.lora import export_adapter, is_peft_model
+
+    if is_peft_model(trained):
+        return export_adapter(trained, processor, path, merge=cfg.lora.merge_on_export)
+    return save_policy(trained, processor, path)
+
+
+def processor_files_callback(processor: Any):
+    """A TrainerCallback adding the standard processor files to every saved TRL checkpoint, so any
+    checkpoint, not only `final/`, loads with `AutoProcessor` and vLLM."""
+    from transformers import TrainerCallback
+
+    from safer_vlm.models.loading import write_standard_processor_files
+
+    class _ProcessorFiles(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and folder.is_dir():
+                write_standard_processor_files(processor, folder)
+
+    return _ProcessorFiles()
 
 
 def run_grpo(
@@ -220,65 +260,109 @@ def run_grpo(
     on_step: Callable[[int, int], None] | None = None,
     on_log: Callable[[int, dict], None] | None = None,
     group_rollout: GroupRollout | None = None,
+    reference_dir: str | Path | None = None,
 ):
-    """Run GRPO on `model` in place; returns the TRL trainer (its state holds the log history)."""
-    from safer_vlm.train import trl_adapter
+    """Run GRPO on `model` in place; returns the TRL trainer (its state holds the log history).
 
+    `reference_dir`: a checkpoint (or hub id) holding exactly `model`'s current weights, from which
+    TRL builds the reference model when beta > 0; without it they are first saved to
+    `<run>/reference_policy` (a full copy: 7.5 GB for a 3B model in bf16)."""
+    from accelerate import PartialState
+
+    from safer_vlm.models.attention import attn_of
+    from safer_vlm.train import lora, trl_adapter
+    from safer_vlm.train.logging_backends import backend_callbacks
+
+    state = PartialState()
     use_cpu = select_device(cfg) == "cpu"
-    if cfg.grpo.beta > 0:
+    peft_config = lora.peft_config(cfg.lora)
+    build_reference = cfg.grpo.beta > 0 and peft_config is None  # with LoRA, TRL disables the adapters
+    if build_reference:
         # TRL rebuilds the reference policy from `config._name_or_path`: it must be these weights.
-        ref_dir = save_policy(model, processor, run_dir / "reference_policy")
+        ref_dir = reference_dir
+        if ref_dir is None:
+            ref_dir = run_dir / "reference_policy"
+            if state.is_main_process:
+                save_policy(model, processor, ref_dir)
+            state.wait_for_everyone()
         model.config._name_or_path = str(ref_dir)
     dataset = trl_adapter.build_dataset(samples, render_chat, sample_images)
     rollout = group_rollout or make_group_rollout(cfg, judge)
-    stats = trl_adapter.RolloutStats(on_groups=trajectory_logger(cfg, run_dir))
+    stats = trl_adapter.RolloutStats(on_groups=trajectory_logger(cfg, run_dir) if state.is_main_process else None)
     rollout_func = trl_adapter.make_rollout_func(
-        {s.id: s for s in samples}, rollout, generator_factory(processor), stats
+        {s.id: s for s in samples}, rollout, generator_factory(processor, cfg.grpo), stats
     )
     args = trl_adapter.make_grpo_config(cfg.grpo, run_dir / "checkpoints", use_cpu=use_cpu)
+    if build_reference:
+        # the reference model runs the policy's attention (a per-sub-model dict TRL would flatten)
+        args.model_init_kwargs = {"attn_implementation": attn_of(model)}
     trl_adapter.check_vllm_rollout(cfg.grpo, cfg.rollout.reflection, args.world_size)
-    callbacks = [trl_adapter.metrics_callback(run_dir / METRICS_NAME, on_log)]
+    callbacks = [trl_adapter.metrics_callback(run_dir / METRICS_NAME, on_log), processor_files_callback(processor)]
+    callbacks += backend_callbacks(cfg.logging.report_to, run_dir, cfg.logging.wandb_project)
     if on_step is not None:
         callbacks.append(trl_adapter.step_callback(on_step))
-    trainer = trl_adapter.make_trainer(model, processor, dataset, args, rollout_func, cfg.rubric, callbacks, stats)
+    trainer = trl_adapter.make_trainer(
+        model, processor, dataset, args, rollout_func, cfg.rubric, callbacks, stats, peft_config=peft_config
+    )
     trainer.train(resume_from_checkpoint=resume_from)
     return trainer
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
-    """The whole `safer-vlm train` command; returns the run folder."""
+    """The whole `safer-vlm train` command; returns the run folder.
+
+    Under `accelerate launch` every process runs this: the main process prepares the run folder,
+    builds the tiny model, the gym and the warm start first; the others then find them there. Only
+    the main process writes metrics, trajectories and checkpoints."""
     import transformers
+    from accelerate import PartialState
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from safer_vlm.models.attention import resolve_attn_implementation
     from safer_vlm.models.loading import load_policy
     from safer_vlm.train import trl_adapter
+    from safer_vlm.train.logging_backends import write_versions
     from safer_vlm.train.sft import sft_warmstart
 
+    state = PartialState()
+    main = state.is_main_process
     device = select_device(cfg)  # fail before the run folder is touched
-    run_dir = prepare_run_dir(cfg, cfg.output_dir, resume=resume, overwrite=overwrite)
-    if resume and (run_dir / FINAL_NAME / "config.json").is_file():
-        print(f"{run_dir} already finished (its final checkpoint is {run_dir / FINAL_NAME}); nothing to resume")
+    if device == "cuda":
+        device = str(state.device)  # cuda:<local rank> under accelerate launch
+    run_dir = Path(cfg.output_dir)
+    if main:
+        run_dir = prepare_run_dir(cfg, cfg.output_dir, resume=resume, overwrite=overwrite)
+    state.wait_for_everyone()
+    finished = any((run_dir / FINAL_NAME / name).is_file() for name in ("config.json", "adapter_config.json"))
+    if resume and finished:
+        if main:
+            print(f"{run_dir} already finished (its final checkpoint is {run_dir / FINAL_NAME}); nothing to resume")
         return run_dir
     resume_from = trl_adapter.last_checkpoint(run_dir / "checkpoints") if resume else None
-    if resume_from is not None:
+    if resume_from is not None and main:
         drop_metrics_after(run_dir / METRICS_NAME, int(Path(resume_from).name.removeprefix("checkpoint-")))
+    if main:
+        write_versions(run_dir)
     transformers.set_seed(cfg.grpo.seed)
     transformers.utils.logging.disable_progress_bar()  # our rich bars report progress
-    source = policy_source(cfg, run_dir)
-    train_samples, _ = load_samples(cfg, run_dir)
     sft_dir = run_dir / "sft_model"
-    if cfg.sft_warmstart.enabled and (sft_dir / "config.json").is_file():
-        source = str(sft_dir)  # resuming: the warm start already ran
-    model, processor = load_policy(source, dtype=cfg.model.dtype, device=device)
-    train_samples, dropped = filter_prompt_length(train_samples, processor, cfg.grpo.max_prompt_length)
-    if dropped:
-        print(f"dropped {dropped} prompts longer than grpo.max_prompt_length={cfg.grpo.max_prompt_length}")
-    if cfg.sft_warmstart.enabled and source != str(sft_dir):
-        sft_warmstart(model, processor, train_samples, cfg.sft_warmstart, seed=cfg.grpo.seed)
-        save_policy(model, processor, sft_dir)
+    with state.main_process_first():  # the main process builds; the others read what it built
+        source = policy_source(cfg, run_dir)
+        train_samples, _ = load_samples(cfg, run_dir)
+        if cfg.sft_warmstart.enabled and (sft_dir / "config.json").is_file():
+            source = str(sft_dir)  # resuming, or another process ran it: the warm start is done
+        attn = resolve_attn_implementation(cfg.model.attn_implementation, device)
+        model, processor = load_policy(source, dtype=cfg.model.dtype, device=device, attn_implementation=attn)
+        train_samples, dropped = filter_prompt_length(train_samples, processor, cfg.grpo.max_prompt_length)
+        if dropped and main:
+            print(f"dropped {dropped} prompts longer than grpo.max_prompt_length={cfg.grpo.max_prompt_length}")
+        if cfg.sft_warmstart.enabled and source != str(sft_dir):
+            sft_warmstart(model, processor, train_samples, cfg.sft_warmstart, seed=cfg.grpo.seed)
+            save_policy(model, processor, sft_dir)
     judge = make_judge(cfg)
     with Progress(
-        TextColumn("GRPO"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}")
+        TextColumn("GRPO"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
+        disable=not main,
     ) as progress:
         task = progress.add_task("", total=None)
 
@@ -289,10 +373,22 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
             if record.get("reward") is not None:
                 progress.update(task, description=f"reward {record['reward']:.3f}")
 
-        run_grpo(
-            cfg, run_dir, model, processor, train_samples, judge, resume_from=resume_from, on_step=on_step, on_log=on_log
+        trainer = run_grpo(
+            cfg, run_dir, model, processor, train_samples, judge, resume_from=resume_from, on_step=on_step,
+            on_log=on_log, reference_dir=sft_dir if cfg.sft_warmstart.enabled else source,
         )
-    save_policy(model, processor, run_dir / FINAL_NAME)
-    viewer = write_trajectory_viewer(cfg, run_dir)
-    print(f"checkpoint: {run_dir / FINAL_NAME}  metrics: {run_dir / METRICS_NAME}  trajectories: {viewer}")
+    final = run_dir / FINAL_NAME
+    if getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False):
+        # sharded weights: the Trainer gathers them (a collective, every process calls it). Not run here.
+        trainer.save_model(str(final))
+        if main:
+            from safer_vlm.models.loading import save_processor
+
+            save_processor(processor, final)
+    elif main:
+        export_policy(cfg, trainer.accelerator.unwrap_model(trainer.model), processor, final)
+    if main:
+        viewer = write_trajectory_viewer(cfg, run_dir)
+        print(f"checkpoint: {run_dir / FINAL_NAME}  metrics: {run_dir / METRICS_NAME}  trajectories: {viewer}")
+    state.wait_for_everyone()
     return run_dir

@@ -340,6 +340,8 @@ def make_grpo_config(grpo: Any, output_dir: Path, use_cpu: bool, report_to: str 
     )
     if grpo.gradient_checkpointing:
         kwargs["gradient_checkpointing"] = True
+    if getattr(grpo, "cache_implementation", None):
+        kwargs["cache_implementation"] = grpo.cache_implementation  # TRL's own generation uses it too
     if grpo.vllm_server_base_url:
         kwargs["vllm_server_base_url"] = grpo.vllm_server_base_url
     return GRPOConfig(**kwargs)
@@ -362,10 +364,11 @@ def metrics_callback(path: Path, on_step: Callable[[int, dict], None] | None = N
             if not logs:
                 return
             record = {"step": state.global_step, **{k: _plain(v) for k, v in logs.items()}}
-            with path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
-            if on_step is not None:
-                on_step(state.global_step, record)
+            if getattr(state, "is_world_process_zero", True):  # one row per step however many processes train
+                with path.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(record) + "\n")
+                if on_step is not None:
+                    on_step(state.global_step, record)
             bad = [k for k in DIVERGENCE_KEYS if k in logs and not _finite(logs[k])]
             if bad:
                 raise SaferVLMError(
@@ -414,8 +417,11 @@ def make_trainer(
     rubric: Rubric,
     callbacks: list | None = None,
     stats: RolloutStats | None = None,
+    peft_config: Any = None,
 ):
-    """Assemble the GRPOTrainer with our rollout, the structured reward and the logged criteria."""
+    """Assemble the GRPOTrainer with our rollout, the structured reward and the logged criteria.
+    With `peft_config` TRL wraps the policy in LoRA adapters (reference = adapters disabled)."""
+    import logging
     import os
 
     from trl import GRPOTrainer
@@ -425,17 +431,36 @@ def make_trainer(
     args.reward_weights = weights
     from transformers.trainer_callback import PrinterCallback
 
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=funcs,
-        args=args,
-        train_dataset=dataset,
-        processing_class=processor,
-        rollout_func=rollout_func,
-        callbacks=callbacks or [],
-    )
+    # `model_init_kwargs` (the reference model's attention) is used for the reference model, though
+    # TRL warns that it is ignored for an instantiated policy: drop that one misleading line.
+    trl_logger = logging.getLogger("trl.trainer.grpo_trainer")
+    quiet = _DropMessage("You passed `model_init_kwargs`")
+    trl_logger.addFilter(quiet)
+    try:
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=funcs,
+            args=args,
+            train_dataset=dataset,
+            processing_class=processor,
+            rollout_func=rollout_func,
+            callbacks=callbacks or [],
+            peft_config=peft_config,
+        )
+    finally:
+        trl_logger.removeFilter(quiet)
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and our progress bar
     return trainer
+
+
+class _DropMessage:
+    """A logging filter dropping records that contain `prefix`."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def filter(self, record) -> bool:
+        return self.prefix not in str(record.getMessage())
 
 
 def last_checkpoint(run_dir: Path) -> str | None:

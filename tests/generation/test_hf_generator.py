@@ -149,3 +149,21 @@ def test_rejects_bad_arguments(tiny_policy) -> None:
         HFGenerator(model, processor, batch_size=0)
     with pytest.raises(ValueError):
         HFGenerator(model, processor).generate([], n=0)
+
+
+@pytest.mark.parametrize("attn", [None, "sdpa_padsafe"])
+def test_static_kv_cache_samples_what_the_dynamic_cache_samples(tiny_model_dir, requests, attn) -> None:
+    """The throughput knob changes memory layout, not the answers: same seed, same tokens and logprobs,
+    on a left-padded batch (the three requests have different prompt lengths)."""
+    from safer_vlm.models.loading import load_policy
+
+    model, processor = load_policy(tiny_model_dir, dtype="float32", attn_implementation=attn)
+    dynamic = HFGenerator(model, processor, max_new_tokens=12, batch_size=16)
+    static = HFGenerator(model, processor, max_new_tokens=12, batch_size=16, cache_implementation="static",
+                         compile=False)
+    assert static._sampling_config.cache_implementation == "static" and static._sampling_config.disable_compile
+    a, b = _run(dynamic, requests, n=2), _run(static, requests, n=2)
+    for ga, gb in zip([g for gs in a for g in gs], [g for gs in b for g in gs], strict=True):
+        assert ga.completion_ids == gb.completion_ids
+        assert ga.prompt_ids == gb.prompt_ids
+        assert ga.logprobs == pytest.approx(gb.logprobs, abs=1e-4)

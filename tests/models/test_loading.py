@@ -124,3 +124,34 @@ def test_hub_id_goes_to_transformers_unchanged(monkeypatch: pytest.MonkeyPatch) 
         load_policy("Qwen/Qwen2.5-VL-3B-Instruct")
     _assert_one_line(exc, "Qwen/Qwen2.5-VL-3B-Instruct", "couldn't connect")
     assert seen == [("Qwen/Qwen2.5-VL-3B-Instruct", False)]
+
+
+def test_saved_checkpoints_carry_the_standard_processor_files(tiny_model_dir, tmp_path):
+    """AutoProcessor (and so vLLM, `transformers serve`) looks for the video processor config in
+    exactly these places; our own loader stays image-only and reloads the same checkpoint."""
+    import json
+    import shutil
+
+    from transformers.image_processing_base import ImageProcessingMixin
+    from transformers.video_processing_utils import BaseVideoProcessor
+
+    from safer_vlm.models.loading import load_processor, save_processor
+
+    for name in ("preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json"):
+        assert (tiny_model_dir / name).is_file(), name
+    config = json.loads((tiny_model_dir / "processor_config.json").read_text())
+    assert config["video_processor"]["video_processor_type"] == "Qwen2VLVideoProcessor"
+    assert config["image_processor"]["patch_size"] == config["video_processor"]["patch_size"]
+    # transformers' own config resolution finds both (instantiating the video class needs torchvision)
+    video, _ = BaseVideoProcessor.get_video_processor_dict(str(tiny_model_dir))
+    assert video["video_processor_type"] == "Qwen2VLVideoProcessor"
+    image, _ = ImageProcessingMixin.get_image_processor_dict(str(tiny_model_dir))
+    assert image["merge_size"] == 2
+
+    processor = load_processor(tiny_model_dir)
+    assert not hasattr(processor, "video_processor") or processor.video_processor is None
+    resaved = save_processor(processor, tmp_path / "again")
+    shutil.copy(tiny_model_dir / "config.json", resaved / "config.json")
+    again = load_processor(resaved)
+    assert again.image_processor.to_dict() == processor.image_processor.to_dict()
+    assert (resaved / "video_preprocessor_config.json").is_file()

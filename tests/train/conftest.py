@@ -25,3 +25,4 @@ def gym_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("gym_model") / "model"
     return build_tiny_vlm(out, seed=0, extra_corpus=list(gym_corpus(GymConfig(**GYM))))
+

@@ -79,3 +79,26 @@ def test_warm_start_needs_the_gym(tmp_path):
             {"model": {"build_tiny": True}, "data": {"path": str(tmp_path / "x.jsonl")},
              "sft_warmstart": {"enabled": True}}
         )
+
+
+def test_gpu_fields_from_yaml_and_overrides(tmp_path):
+    from safer_vlm.config import load_config
+    from safer_vlm.train.config import TrainConfig
+
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD)
+    cfg = load_config(TrainConfig, path, [
+        "lora.enabled=true", "lora.r=8", "logging.report_to=[tensorboard]", "grpo.cache_implementation=static",
+        "model.attn_implementation={text_config: sdpa_padsafe, vision_config: eager}",
+    ])
+    assert cfg.model.attn_implementation == {"text_config": "sdpa_padsafe", "vision_config": "eager"}
+    assert cfg.lora.enabled and cfg.lora.r == 8 and "q_proj" in cfg.lora.target_modules
+    assert cfg.logging.report_to == ["tensorboard"] and cfg.grpo.cache_implementation == "static"
+    assert TrainConfig.model_validate({"model": {"build_tiny": True}, "data": {"gym": {}}}).model.attn_implementation == "auto"
+
+
+def test_unknown_logging_backend_is_one_line(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD)
+    code, err = _run(["train", "--config", str(path), "--set", "logging.report_to=[mlflow]"], capsys)
+    assert code == 2 and "logging.report_to" in err and "\n" not in err
