@@ -29,10 +29,13 @@ class RolloutConfig(StrictModel):
     """
 
     reflection: bool = Field(True, description="reflect on unsafe answers and correct them (off = plain GRPO rollout)")
-    policy: Literal["replace", "append"] = Field(
+    policy: Literal["replace", "contrast", "append"] = Field(
         "replace",
-        description="replace: a correction takes the slot of the answer it corrects (group size stays G); "
-        "append: corrections join the group after the G originals (group grows, see append_cap)",
+        description="replace: a correction takes the slot of the answer it corrects (group size stays G; the "
+        "unsafe original leaves the batch); contrast: each unsafe original stays next to its correction, "
+        "surplus safe originals make room (group size stays G; when every answer is unsafe, half originals "
+        "and half corrections); append: corrections join the group after the G originals (group grows, "
+        "see append_cap; not for TRL)",
     )
     max_reflections: int = Field(
         4, ge=0, description="most reflection prompts generated per group, all rounds together"
@@ -63,7 +66,7 @@ class RolloutConfig(StrictModel):
 
     def group_cap(self, num_generations: int) -> int:
         """Largest group this config can produce for `num_generations` originals per prompt."""
-        if not self.reflection or self.policy == "replace":
+        if not self.reflection or self.policy in ("replace", "contrast"):
             return num_generations
         cap = num_generations + self.max_reflections
         return cap if self.append_cap is None else min(cap, self.append_cap)
@@ -71,11 +74,12 @@ class RolloutConfig(StrictModel):
     def require_fixed_groups(self, engine: str) -> None:
         """ConfigError unless every group keeps exactly num_generations members.
 
-        GRPO engines with fixed groups (TRL) cannot take `append`'s larger groups, and squeezing
-        them back to G would only re-create `replace` (each correction displacing its original).
+        GRPO engines with fixed groups (TRL) cannot take `append`'s larger groups; `contrast` is the
+        fixed-size policy that keeps what `append` is for (the unsafe original beside its correction).
         """
         if self.reflection and self.policy == "append":
             raise ConfigError(
                 f"rollout.policy=append grows groups beyond num_generations, which {engine} cannot take; "
-                "use rollout.policy=replace (each correction takes its unsafe original's slot)"
+                "use rollout.policy=contrast (each unsafe original stays beside its correction, safe "
+                "originals make room) or replace (each correction takes its unsafe original's slot)"
             )

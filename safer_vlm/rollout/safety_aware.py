@@ -354,8 +354,64 @@ class SafetyAwareRollout:
         results = [self._chain_result(group, s.slot) for s in group.originals]
         if self.config.policy == "replace":
             return [r if r is not None else o for o, r in zip(members, results, strict=True)]
+        if self.config.policy == "contrast":
+            return contrast_members(members, results)
         appended = [r for r in results if r is not None]
         return [*members, *appended]  # the chain budget in _reflect keeps this within group_cap
+
+
+def contrast_members(
+    originals: list[RolloutSample], results: list[RolloutSample | None]
+) -> list[RolloutSample]:
+    """The `contrast` group: G members in which each corrected unsafe original stays beside its
+    correction, so GRPO pushes the unsafe answer down and the correction up in the same group.
+
+    `results[j]` is the correction kept for slot j (None: none). Pairs are kept in slot order, at
+    most G // 2 of them. The other slots are filled, in this order, with originals that are unsafe
+    but uncorrected, safe originals, unjudgeable originals (they carry no reward, so they go
+    first), then the corrections and originals of pairs that did not fit. So surplus safe originals
+    make room for pairs, and when every answer is unsafe and corrected, half the group is originals
+    and half corrections. Members come in slot order, each correction right after its original.
+    """
+    G = len(originals)
+    pairs = [(o, r) for o, r in zip(originals, results, strict=True) if r is not None]
+    kept_pairs, spare_pairs = pairs[: G // 2], pairs[G // 2 :]
+    paired = {o.uid for o, _ in pairs}
+    rest = [o for o in originals if o.uid not in paired]
+    fill = (
+        [o for o in rest if o.unsafe is True]
+        + [o for o in rest if o.unsafe is False]
+        + [o for o in rest if o.unsafe is None]
+        + [r for _, r in spare_pairs]
+        + [o for o, _ in spare_pairs]
+    )
+    chosen = {m.uid for pair in kept_pairs for m in pair} | {m.uid for m in fill[: G - 2 * len(kept_pairs)]}
+    members: list[RolloutSample] = []
+    for o, r in zip(originals, results, strict=True):
+        if o.uid in chosen:
+            members.append(o)
+        if r is not None and r.uid in chosen:
+            members.append(r)
+    return members
+
+
+def group_advantages(rewards: list[float | None], scale: bool = True) -> list[float | None]:
+    """GRPO's group-relative advantages as TRL computes them (`scale_rewards="group"`): reward minus
+    the group mean, over the sample standard deviation + 1e-4. An unscorable member (None) gets None
+    (TRL gives it 0 and leaves it out of the mean); so does every member of a group with no reward."""
+    scored = [r for r in rewards if r is not None]
+    if not scored:
+        return [None for _ in rewards]
+    mean = sum(scored) / len(scored)
+    std = math.sqrt(sum((r - mean) ** 2 for r in scored) / (len(scored) - 1)) if len(scored) > 1 else 0.0
+    denom = (std + 1e-4) if scale else 1.0
+    return [None if r is None else (r - mean) / denom for r in rewards]
+
+
+def member_advantages(group: RolloutGroup) -> dict[str, float | None]:
+    """uid -> group advantage of every member (what the trainer sees), for viewers and metrics."""
+    rewards = [None if m.reward is None else m.reward.total for m in group.members]
+    return {m.uid: a for m, a in zip(group.members, group_advantages(rewards), strict=True)}
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -378,9 +434,21 @@ def rollout_metrics(groups: list[RolloutGroup]) -> dict[str, float]:
     m["rollout/parse_failures"] = m["rollout/parse_failures/original"] + m["rollout/parse_failures/correction"]
     if groups:
         m["rollout/group_size_mean"] = len(members) / len(groups)
+        # groups whose members all score alike train nothing (every advantage 0): what `replace` does
+        # to a group whose corrections score like its safe answers
+        flat = 0
+        for g in groups:
+            scored = [s.reward.total for s in g.members if s.reward is not None]
+            flat += len(scored) < 2 or max(scored) - min(scored) < 1e-9
+        m["rollout/zero_spread_groups_frac"] = flat / len(groups)
+        m["rollout/unsafe_originals_in_groups"] = float(
+            sum(1 for g in groups for s in g.members if not s.reflected and s.unsafe is True)
+        )
     judged = [s for s in originals if s.unsafe is not None]
     rates = {
         "rollout/unsafe_rate": (sum(1 for s in judged if s.unsafe), len(judged)),
+        "rollout/unsafe_rate/answer": (sum(1 for s in judged if "answer" in s.unsafe_parts), len(judged)),
+        "rollout/unsafe_rate/reasoning": (sum(1 for s in judged if "reasoning" in s.unsafe_parts), len(judged)),
         "rollout/reflection_rate": (sum(1 for s in corrections if s.round == 1), len(originals)),
     }
     judged_corr = [s for s in corrections if s.unsafe is not None]
