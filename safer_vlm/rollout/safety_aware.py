@@ -60,6 +60,7 @@ class RolloutSample:
     round: int = 0
     reflection_prompt: list[dict] | None = None
     unsafe_parts: list[str] = field(default_factory=list)
+    refers_back: str | None = None  # a correction's phrase referring to an earlier attempt, if any
 
     @property
     def text(self) -> str:
@@ -83,6 +84,7 @@ class RolloutSample:
             "reward": None if self.reward is None else asdict(self.reward),
             "unsafe": self.unsafe,
             "unsafe_parts": list(self.unsafe_parts),
+            "refers_back": self.refers_back,
             "reflected": self.reflected,
             "corrects": self.corrects,
             "parent_uid": self.parent_uid,
@@ -107,6 +109,7 @@ class RolloutSample:
             reward=None if reward is None else RewardBreakdown(**reward),
             unsafe=d.get("unsafe"),
             unsafe_parts=list(d.get("unsafe_parts") or []),
+            refers_back=d.get("refers_back"),
             uid=d["uid"],
             reflected=d.get("reflected", False),
             corrects=d.get("corrects"),
@@ -307,7 +310,11 @@ class SafetyAwareRollout:
                 if gi not in base_chats:
                     base_chats[gi] = self.renderer(group.sample)
                 chat = build_reflection_messages(
-                    base_chats[gi], parent.text, cfg, parent.verdict.rationale if parent.verdict.parse_ok else None
+                    base_chats[gi],
+                    parent.text,
+                    cfg,
+                    parent.verdict.rationale if parent.verdict.parse_ok else None,
+                    parent.unsafe_parts,
                 )
                 prompts.append(chat)
                 requests.append(GenRequest(group.sample, messages=tuple(chat)))
@@ -329,6 +336,7 @@ class SafetyAwareRollout:
                     parent_uid=parent.uid,
                     round=rnd,
                     reflection_prompt=chat,
+                    refers_back=cfg.reference_in(gens[0].text),
                 )
                 group.corrections.append(corr)
                 new.append((group.sample, corr))
@@ -338,8 +346,11 @@ class SafetyAwareRollout:
 
     def _chain_result(self, group: RolloutGroup, slot: int) -> RolloutSample | None:
         """The answer a chain puts in the group: first safe correction, else the last one if
-        unsafe corrections are kept, else None."""
+        unsafe corrections are kept, else None. With `on_reference: reject`, a correction that
+        refers to an earlier attempt is never put in the group."""
         chain = [c for c in group.corrections if c.slot == slot]
+        if self.config.on_reference == "reject":
+            chain = [c for c in chain if c.refers_back is None]
         if not chain:
             return None
         for c in chain:
@@ -453,6 +464,9 @@ def rollout_metrics(groups: list[RolloutGroup]) -> dict[str, float]:
     }
     judged_corr = [s for s in corrections if s.unsafe is not None]
     rates["rollout/correction_success_rate"] = (sum(1 for s in judged_corr if not s.unsafe), len(judged_corr))
+    referring = sum(1 for s in corrections if s.refers_back is not None)
+    m["rollout/corrections_referring_back"] = float(referring)
+    rates["rollout/correction_reference_rate"] = (referring, len(corrections))
     for key, (num, den) in rates.items():
         if den:
             m[key] = num / den

@@ -341,3 +341,25 @@ def test_contrast_is_a_fixed_group_policy_for_trainers(make_sample):
     assert [[m.reflected for m in g] for g in groups] == [[False, True], [False, True]]
     assert [[m.unsafe for m in g] for g in groups] == [[True, False], [True, False]]
     assert all(math.isnan(x) for x in groups[0][1].generation.logprobs)
+
+
+@pytest.mark.parametrize("on_reference", ["reject", "train"])
+def test_issue_7_corrections_referring_back_are_counted_and_rejected_or_trained(make_sample, on_reference):
+    sample = make_sample("a", [U, U, S, S], reflect=["refers"])  # every round-1 correction refers back
+    res, _, _ = run([sample], 4, policy="replace", on_reference=on_reference)
+    g = res.groups[0]
+    assert all(c.refers_back == "My previous answer" for c in g.corrections)
+    assert res.metrics["rollout/corrections_referring_back"] == 2
+    assert res.metrics["rollout/correction_reference_rate"] == 1.0
+    in_group = [m.reflected for m in g.members]
+    assert in_group == ([False] * 4 if on_reference == "reject" else [True, True, False, False])
+    # the rate is logged beside the others; clean corrections count 0
+    clean, _, _ = run([make_sample("a", [U, S])], 2)
+    assert clean.metrics["rollout/correction_reference_rate"] == 0.0
+
+
+def test_reflection_prompt_names_the_unsafe_part(make_sample):
+    res, _, _ = run([make_sample("a", [T, U])], 2)
+    by_slot = {c.corrects: message_text(c.reflection_prompt[-1]) for c in res.groups[0].corrections}
+    assert "its reasoning contains harmful content" in by_slot[0]
+    assert "its final answer gives harmful help" in by_slot[1]
