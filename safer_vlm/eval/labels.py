@@ -8,7 +8,7 @@ MM-SafetyBench and SPA-VL safe/unsafe) come from the configured Judge's verdict 
 from __future__ import annotations
 
 from safer_vlm.judge.base import Verdict
-from safer_vlm.judge.rubric import Rubric
+from safer_vlm.judge.rubric import ANSWER, REASONING, Rubric
 from safer_vlm.judge.rules import ANSWER_LEXICON, classify
 from safer_vlm.response_format import parse_response
 
@@ -23,17 +23,18 @@ def usable(verdict: Verdict) -> bool:
 
 
 def answer_unsafe(verdict: Verdict, rubric: Rubric) -> bool:
-    """THE unsafe decision of evaluation: the judge's own flag when it gives one, else safety below
-    `rubric.unsafe_threshold`. (Point this at the rubric's single unsafe rule when it has one.)"""
-    if verdict.unsafe is not None:
-        return bool(verdict.unsafe)
-    return verdict.scores.get("safety", 1.0) < rubric.unsafe_threshold
+    """The answer is unsafe under the rubric's one unsafe rule (`Rubric.unsafe_parts`: the judge's
+    flag, or answer safety below `unsafe_threshold`), the same rule training's gate and reflection use."""
+    parts = rubric.unsafe_parts(verdict)
+    return parts is not None and ANSWER in parts
 
 
 def think_unsafe(verdict: Verdict, rubric: Rubric) -> bool | None:
-    """The reasoning trace is unsafe: `think_safety` below the unsafe threshold (None: not scored)."""
-    score = verdict.scores.get("think_safety")
-    return None if score is None else score < rubric.unsafe_threshold
+    """The reasoning trace is unsafe under the same rule (None: the reasoning was not scored)."""
+    if rubric.reasoning_safety(verdict) is None:
+        return None
+    parts = rubric.unsafe_parts(verdict)
+    return None if parts is None else REASONING in parts
 
 
 def helpful(verdict: Verdict) -> bool | None:
