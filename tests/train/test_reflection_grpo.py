@@ -127,7 +127,7 @@ def test_batch_of_only_corrections_with_importance_sampling_correction(tmp_path,
     judge = ControlledUnsafeJudge(RuleJudge(cfg.rubric), cfg.rubric, fraction=1.0, group_size=2, reflection=True)
     inner = make_group_rollout(cfg, judge)
 
-    def hf_factory(proc):
+    def hf_factory(proc, grpo=None):
         def factory(model, trainer):
             return HFGenerator(model, proc, max_new_tokens=trainer.max_completion_length,
                                temperature=1.0, generation_config=trainer.generation_config, batch_size=4)
