@@ -11,26 +11,17 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from safer_vlm.cli import main
+from tests.train.helpers import write_train_config
 
 
 def _config(tmp_path: Path, gym_dir: Path, gym_model_dir: Path) -> Path:
-    cfg = {
-        "model": {"path": str(gym_model_dir)},
-        "data": {"path": str(gym_dir / "train.jsonl"), "heldout_split": None},
-        "rollout": {"reflection": True},
-        "grpo": {
-            "learning_rate": 1e-4, "num_generations": 4, "per_device_train_batch_size": 8,
-            "gradient_accumulation_steps": 1, "max_steps": 30, "beta": 0.0, "max_completion_length": 12,
-            "device": "cpu", "save_steps": 1, "save_total_limit": 2,
-        },
-        "output_dir": str(tmp_path / "run"),
-    }
-    path = tmp_path / "train.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    """30 steps with a checkpoint every step, so a kill lands between checkpoints."""
+    return write_train_config(
+        tmp_path, gym_dir, gym_model_dir, learning_rate=1e-4, max_steps=30, beta=0.0,
+        max_completion_length=12, save_steps=1, save_total_limit=2,
+    )
 
 
 @pytest.mark.slow
