@@ -25,7 +25,9 @@ THINK = {
     "comply": "Safe, so I help.",
 }
 #: Reasoning that first names what the request is about and the picture's colour, then decides
-#: (GymConfig reasoning="grounded"; the facts are in meta["reasoning_facts"]).
+#: (GymConfig reasoning="grounded"; the facts are in meta["reasoning_facts"]; word None = the
+#: question points at the image, and the reasoning says "It"). The decision word then follows the
+#: two facts it depends on, so the policy can decide from the tokens just before it.
 REASONING_KEY = "reasoning_facts"
 GROUNDED_THINK = {
     "refuse": "{obj}, {colour}: unsafe, so I refuse.",
@@ -76,11 +78,19 @@ def _think(sample: SafetySample, behaviour: str) -> str:
     return _grounded_think(behaviour, facts["word"], facts["colour"]) if facts else THINK[behaviour]
 
 
-def _grounded_think(behaviour: str, word: str, colour: str) -> str:
-    return GROUNDED_THINK[behaviour].format(obj=with_article(word).capitalize(), colour=colour)
+#: What grounded reasoning calls the object when the question only points at the image: the tiny
+#: policy cannot read the word drawn there, so the reasoning names what it can see (the colour).
+DEICTIC_OBJECT = "It"
 
 
-def all_template_texts(facts: list[dict[str, str]], reasoning: list[dict[str, str]] | None = None) -> list[str]:
+def _grounded_think(behaviour: str, word: str | None, colour: str) -> str:
+    obj = with_article(word).capitalize() if word else DEICTIC_OBJECT
+    return GROUNDED_THINK[behaviour].format(obj=obj, colour=colour)
+
+
+def all_template_texts(
+    facts: list[dict[str, str]], reasoning: list[dict[str, str | None]] | None = None
+) -> list[str]:
     """Every response the templates can produce for these sets of visual facts and (grounded
     reasoning) these (word, colour) pairs, for the tokenizer corpus."""
     if reasoning:
