@@ -1,8 +1,16 @@
-"""Verdict -> reward: a transparent weighted sum, explicit penalties, then the safety gate.
+"""Verdict -> reward: a transparent weighted sum, explicit penalties, and a safety gate that keeps
+every unsafe answer strictly below every safe one.
 
-total = sum_c(w_c * s_c) - sum_p(active penalty amounts); if the gate fires (safety < threshold),
-total = factor * safety instead. A verdict that could not be parsed gives no reward (None): it is
-counted and reported by the caller, never scored as 0.
+With s = min(answer safety, reasoning safety) (`Rubric.effective_safety`), T = `unsafe_threshold`
+and unsafe as `Rubric.unsafe_parts` defines it (the judge's flag, or s < T):
+
+    q     = sum_c(w_c * s_c) - sum_p(active penalty amounts)      (s replaces the safety score)
+    safe:   total = safe_floor + (1 - safe_floor) * max(q, 0)      >= safe_floor
+    unsafe: total = factor * min(s, T)                             <= factor * T < safe_floor
+
+The rubric checks safe_floor > factor * T, so the reward is monotone in safety whatever the
+penalties. With the gate disabled the total is q (an ablation: no such guarantee). A verdict that
+could not be parsed gives no reward (None): it is counted and reported by the caller, never 0.
 """
 
 from __future__ import annotations
@@ -10,47 +18,65 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from safer_vlm.judge.base import Verdict
-from safer_vlm.judge.rubric import Rubric
+from safer_vlm.judge.rubric import ANSWER, REASONING, Rubric
 
 
 @dataclass
 class RewardBreakdown:
     """The total and every part that made it, so training can log each criterion.
 
-    `parts` holds `criterion/<name>` (weighted contribution), `penalty/<name>` (amount subtracted,
-    0 if inactive), `score/<name>` (raw normalised score, report-only criteria included) and
-    `gate` (1.0 if the safety gate fired).
+    `parts` holds `criterion/<name>` (weighted contribution; the safety criterion's uses the
+    effective safety), `penalty/<name>` (amount subtracted, 0 if inactive), `score/<name>` (raw
+    normalised score, report-only criteria included), `missing/<name>` (1.0 when a report-only
+    criterion was not returned), `safety/effective`, `quality` (q above), `unsafe/answer` and
+    `unsafe/reasoning` (1.0 when that part is unsafe) and `gate` (1.0 if the safety gate fired).
+    `unsafe_parts` names the unsafe parts ("answer", "reasoning"), empty when safe.
     """
 
     total: float
     parts: dict[str, float] = field(default_factory=dict)
     gated: bool = False
+    unsafe_parts: list[str] = field(default_factory=list)
 
 
 def compose_reward(verdict: Verdict, rubric: Rubric) -> RewardBreakdown | None:
-    """Compose the reward of one verdict under `rubric`; None if the verdict is unusable."""
+    """Compose the reward of one verdict under `rubric`; None if the verdict is unusable (unparsed,
+    or a weighted criterion missing). A missing report-only criterion is recorded, never fatal."""
     if not verdict.parse_ok or verdict.error is not None:
         return None
-    missing = [c for c in rubric.criteria if c not in verdict.scores]
-    if missing:
+    if any(c not in verdict.scores for c in rubric.criteria):
         return None
+    effective = rubric.effective_safety(verdict)
     parts: dict[str, float] = {}
-    total = 0.0
+    quality = 0.0
     for name, weight in rubric.criteria.items():
-        contribution = weight * verdict.scores[name]
-        parts[f"criterion/{name}"] = contribution
-        total += contribution
+        score = verdict.scores[name]
+        if name == rubric.gate.criterion and effective is not None:
+            score = effective
+        parts[f"criterion/{name}"] = weight * score
+        quality += weight * score
     for name, amount in rubric.penalties.items():
         active = bool(verdict.penalties.get(name, False))
         parts[f"penalty/{name}"] = amount if active else 0.0
-        total -= amount if active else 0.0
+        quality -= amount if active else 0.0
     for name, score in verdict.scores.items():
         parts[f"score/{name}"] = score
-    gated = False
+    for name in rubric.report_only:
+        if name not in rubric.criteria:
+            parts[f"missing/{name}"] = 0.0 if name in verdict.scores else 1.0
+    unsafe = list(rubric.unsafe_parts(verdict) or ())
+    parts["unsafe/answer"] = 1.0 if ANSWER in unsafe else 0.0
+    parts["unsafe/reasoning"] = 1.0 if REASONING in unsafe else 0.0
+    if effective is not None:
+        parts["safety/effective"] = effective
+    parts["quality"] = quality
+    total, gated = quality, False
     if rubric.gate.enabled:
-        safety = verdict.scores[rubric.gate.criterion]
-        if safety < rubric.gate.threshold:
-            total = rubric.gate.factor * safety
-            gated = True
+        gate = rubric.gate
+        if unsafe:
+            capped = min(effective if effective is not None else 0.0, rubric.unsafe_threshold)
+            total, gated = gate.factor * capped, True
+        else:
+            total = gate.safe_floor + (1.0 - gate.safe_floor) * max(quality, 0.0)
     parts["gate"] = 1.0 if gated else 0.0
-    return RewardBreakdown(total=total, parts=parts, gated=gated)
+    return RewardBreakdown(total=total, parts=parts, gated=gated, unsafe_parts=unsafe)

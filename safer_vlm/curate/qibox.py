@@ -134,7 +134,7 @@ def prompt_stats(sample: SafetySample, verdicts: list[Verdict], rubric: Rubric, 
             parse_fail += 1
             continue
         rewards.append(rb.total)
-        unsafe += bool(v.unsafe)
+        unsafe += bool(rubric.is_unsafe(v))  # the rubric's one unsafe rule
     quality = instability = None
     dropped = None
     if transport_fail:

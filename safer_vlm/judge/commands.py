@@ -172,8 +172,9 @@ def calibrate_command(
     verdicts = _run_judge(cfg, rub, data.items, "calibrating")
     conf = Confusion()
     for record, verdict in zip(data.records, verdicts, strict=True):
-        if verdict.parse_ok and verdict.unsafe is not None:
-            conf.add(verdict.unsafe, record["label_unsafe"])
+        decision = rub.is_unsafe(verdict)  # the rubric's one unsafe rule, as training uses it
+        if decision is not None:
+            conf.add(decision, record["label_unsafe"])
     counts = tally(verdicts)
     report = {
         "judge": judge.name,

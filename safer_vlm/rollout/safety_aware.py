@@ -37,18 +37,10 @@ def default_renderer(sample: SafetySample) -> list[dict]:
 
 
 def verdict_unsafe(verdict: Verdict, rubric: Rubric) -> bool | None:
-    """Whether the rubric marks an answer unsafe: the judge's flag, or the gated criterion's score
-    below `unsafe_threshold`. None when the verdict is unusable (a counted parse failure)."""
-    if not verdict.parse_ok or verdict.error is not None:
-        return None
-    if verdict.unsafe:
-        return True
-    safety = verdict.scores.get(rubric.gate.criterion)
-    if safety is not None and safety < rubric.unsafe_threshold:
-        return True
-    if verdict.unsafe is None and safety is None:
-        return None
-    return False
+    """Whether the rubric marks an answer unsafe (`Rubric.is_unsafe`, the project's one rule: the
+    judge's flag, or answer or reasoning safety below `unsafe_threshold`). None when the verdict is
+    unusable (a counted parse failure)."""
+    return rubric.is_unsafe(verdict)
 
 
 @dataclass
@@ -67,6 +59,7 @@ class RolloutSample:
     parent_uid: str | None = None
     round: int = 0
     reflection_prompt: list[dict] | None = None
+    unsafe_parts: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -89,6 +82,7 @@ class RolloutSample:
             "verdict": self.verdict.to_dict(),
             "reward": None if self.reward is None else asdict(self.reward),
             "unsafe": self.unsafe,
+            "unsafe_parts": list(self.unsafe_parts),
             "reflected": self.reflected,
             "corrects": self.corrects,
             "parent_uid": self.parent_uid,
@@ -112,6 +106,7 @@ class RolloutSample:
             verdict=Verdict.from_dict(d["verdict"]),
             reward=None if reward is None else RewardBreakdown(**reward),
             unsafe=d.get("unsafe"),
+            unsafe_parts=list(d.get("unsafe_parts") or []),
             uid=d["uid"],
             reflected=d.get("reflected", False),
             corrects=d.get("corrects"),
@@ -277,7 +272,9 @@ class SafetyAwareRollout:
             raise ValueError(f"judge {self.judge.judge_id!r} returned {len(verdicts)} verdicts for {len(pairs)} answers")
         for (_, r), v in zip(pairs, verdicts, strict=True):
             r.verdict = v
-            r.unsafe = verdict_unsafe(v, self.rubric)
+            parts = self.rubric.unsafe_parts(v)
+            r.unsafe = None if parts is None else bool(parts)
+            r.unsafe_parts = list(parts or ())
             r.reward = compose_reward(v, self.rubric)
 
     def _chain_budget(self, G: int) -> int:
@@ -408,13 +405,15 @@ def rollout_metrics(groups: list[RolloutGroup]) -> dict[str, float]:
 @dataclass
 class GroupMember:
     """A member as a fixed-group trainer consumes it (`generation.prompt_ids` is the original
-    prompt's, logprobs NaN for corrections: see `TrainingRow`), with its verdict and reward."""
+    prompt's, logprobs NaN for corrections: see `TrainingRow`), with its verdict, reward and the
+    rubric's unsafe decision."""
 
     generation: Generation
     verdict: Verdict
     reward: RewardBreakdown | None
     reflected: bool
     sample: RolloutSample | None = None
+    unsafe: bool | None = None
 
 
 #: (generator bound to the current policy, prompts, G) -> exactly G members per prompt, in prompt order.
@@ -458,6 +457,7 @@ class SafetyAwareGroupRollout:
                         reward=r.member.reward,
                         reflected=r.member.reflected,
                         sample=r.member,
+                        unsafe=r.member.unsafe,
                     )
                     for r in rows[k : k + n]
                 ]

@@ -102,7 +102,7 @@ def _scored_record(sg: GroupMember) -> dict[str, Any]:
         "reward": None if sg.reward is None else sg.reward.total,
         "parts": {} if sg.reward is None else dict(sg.reward.parts),
         "parse_ok": sg.verdict.parse_ok and sg.verdict.error is None,
-        "unsafe": sg.verdict.unsafe,
+        "unsafe": sg.unsafe,  # the rubric's one rule (`Rubric.is_unsafe`), not the judge's raw flag
         "reflected": sg.reflected,
         "judge_id": sg.verdict.judge_id,
     }

@@ -175,8 +175,8 @@ def test_missing_config_and_input_are_one_line_errors(server, tmp_path, capsys):
 
 
 def test_calibrate_reports_accuracy_kappa_and_confusion(server, tmp_path, capsys):
-    # the server scores safety n % 10 + 1: n in 0..4 -> unsafe, 5..9 -> safe
-    labels = {0: True, 1: True, 2: False, 5: False, 6: False, 7: True}
+    # the server scores safety n % 10 + 1: n in 0..5 -> unsafe (6/10 -> 0.56 < 0.6), 6..9 -> safe
+    labels = {0: True, 1: True, 2: False, 9: False, 6: False, 7: True}
     rows = [record(n, label_unsafe=lab) for n, lab in labels.items()] + [record(8, label_unsafe="yes")]
     inp = write_jsonl(tmp_path / "labelled.jsonl", rows)
     report_path = tmp_path / "report.json"

@@ -88,8 +88,8 @@ def test_flags_false(false):
 
 
 def test_unsafe_derived_from_safety_when_not_given():
-    assert parse_verdict(json.dumps(obj(safety=4)), R).unsafe is True  # (4-1)/9 = 0.33 < 0.5
-    assert parse_verdict(json.dumps(obj(safety=6)), R).unsafe is False  # 0.56
+    assert parse_verdict(json.dumps(obj(safety=6)), R).unsafe is True  # (6-1)/9 = 0.56 < 0.6
+    assert parse_verdict(json.dumps(obj(safety=7)), R).unsafe is False  # 0.67
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """A scripted policy and a counting judge, so rollout tests can pin down group assembly exactly.
 
-Every answer carries markers the fake judge reads: `[unsafe]`, `[safe]` or `[garbled]` (a judge
-reply that cannot be parsed), plus `slot=j round=r` so the policy knows, from the unsafe answer it
+Every answer carries markers the fake judge reads: `[unsafe]`, `[safe]`, `[badthink]` (a safe
+answer after harmful reasoning: think_safety 0.1, no flag) or `[garbled]` (a judge reply that
+cannot be parsed), plus `slot=j round=r` so the policy knows, from the unsafe answer it
 is shown, which reflection round it is in.
 """
 
@@ -66,6 +67,8 @@ class CountingJudge:
             unsafe = "[unsafe]" in item.response
             scores = {c: 0.8 for c in Rubric.default().scored_criteria}
             scores["safety"] = 0.1 if unsafe else 0.9
+            if "[badthink]" in item.response:  # harmful reasoning, safe answer: the judge does not flag it
+                scores["think_safety"] = 0.1
             out.append(
                 Verdict(
                     parse_ok=True,

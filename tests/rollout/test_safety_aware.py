@@ -13,7 +13,7 @@ from safer_vlm.rollout.config import RolloutConfig
 from safer_vlm.rollout.reflection import is_reflection_prompt, message_text
 from safer_vlm.rollout.safety_aware import SafetyAwareRollout, verdict_unsafe
 
-U, S, X = "unsafe", "safe", "garbled"
+U, S, X, T = "unsafe", "safe", "garbled", "badthink"
 
 
 def run(samples, G, **cfg):
@@ -247,3 +247,23 @@ def test_group_rollout_callable_for_trainers(make_sample):
     assert groups[0][1].generation.text == group_rollout.last_result.groups[0].members[1].text
     assert groups[0][1].verdict.unsafe is False and groups[0][1].reward is not None
     assert group_rollout.last_result.metrics["rollout/unsafe_rate"] == 0.5
+
+
+def test_unsafe_reasoning_is_reflected_on_and_named(make_sample):
+    """Issue 11, finding 2: a harmful <think> under a safe answer is unsafe by the rubric's one rule,
+    so it is reflected on (before: reward 0.944, never reflected)."""
+    res, gen, _ = run([make_sample("a", [T, S])], 2)
+    g = res.groups[0]
+    bad = g.originals[0]
+    assert bad.unsafe is True and bad.unsafe_parts == ["reasoning"]
+    assert bad.reward.gated and bad.reward.total < g.originals[1].reward.total
+    assert [c.corrects for c in g.corrections] == [0] and len(gen.calls) == 2
+
+
+def test_one_unsafe_rule_for_reflection_gate_and_metrics(make_sample):
+    """Issue 11, finding 3: whatever the rubric calls unsafe is reflected on, gated and counted."""
+    res, _, _ = run([make_sample("a", [U, T, S, S])], 4)
+    for s in res.groups[0].originals:
+        assert s.unsafe == Rubric.default().is_unsafe(s.verdict) == s.reward.gated
+    assert res.metrics["rollout/unsafe_rate"] == 0.5
+    assert res.metrics["rollout/reflection_rate"] == 0.5

@@ -115,7 +115,14 @@ def _verdict(safety: float) -> Verdict:
 
 def _member(text, verdict, reflected=False, prompt_ids=(1, 2, 3), logprobs=(-0.5, -0.25)):
     gen = Generation(text=text, completion_ids=[7, 8], logprobs=list(logprobs), prompt_ids=list(prompt_ids))
-    return GroupMember(generation=gen, verdict=verdict, reward=compose_reward(verdict, Rubric()), reflected=reflected)
+    rubric = Rubric()
+    return GroupMember(
+        generation=gen,
+        verdict=verdict,
+        reward=compose_reward(verdict, rubric),
+        reflected=reflected,
+        unsafe=rubric.is_unsafe(verdict),
+    )
 
 
 def test_flatten_attributes_reflections_to_the_original_prompt():
