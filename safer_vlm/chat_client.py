@@ -40,7 +40,13 @@ class EndpointUnreachable(SaferVLMError):
 
 
 class RequestRejected(SaferVLMError):
-    """The endpoint answered this one request with a non-retryable error (e.g. 400: prompt too long)."""
+    """The endpoint answered this one request with a non-retryable error (e.g. 400: prompt too long).
+    `status` and `detail` (the start of the body) let a caller tell which part was refused."""
+
+    def __init__(self, message: str, status: int | None = None, detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
 
 
 def read_api_key(env_name: str | None) -> str | None:
@@ -275,7 +281,7 @@ class ChatClient:
             raise EndpointUnreachable(why)
         if status not in RETRY_STATUSES:
             self.stats.failures += 1
-            raise RequestRejected(why)
+            raise RequestRejected(why, status=status, detail=detail)
         return None, why, _retry_after_s(retry_after) if status == 429 else None
 
     @staticmethod

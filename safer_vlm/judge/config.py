@@ -53,6 +53,12 @@ class OpenAICompatJudgeConfig(_JudgeBase):
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="extra request fields (e.g. response_format)"
     )
+    json_schema: bool = Field(
+        True,
+        description="send the rubric as `response_format: {type: json_schema}` (vLLM, SGLang and OpenAI "
+        "constrain the reply to it); a server that rejects it gets the plain prompt instead, once and for "
+        "all, with one log line. Ignored when extra_body sets response_format itself",
+    )
 
     @field_validator("api_key_env")
     @classmethod

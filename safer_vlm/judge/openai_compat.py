@@ -1,5 +1,11 @@
 """A judge model behind an OpenAI-compatible chat endpoint: rubric prompt in, JSON verdict out.
 
+Structured output: by default the request carries the rubric as a JSON schema
+(`response_format: {"type": "json_schema", ...}`, built by `Rubric.response_schema`: every
+criterion, report-only criterion, penalty, the unsafe flag and the rationale). A server that
+rejects it (a 4xx whose body names response_format / json_schema / schema) is asked again with the
+plain prompt, and the judge stays on the plain prompt from then on; one log line says so.
+
 Retry policy: transport faults (429, 5xx, timeouts, dropped connections, bodies that are not a
 chat completion) are retried by `ChatClient`. A well-formed reply whose text is not a valid verdict
 is *not* retried: at temperature 0 the judge would say the same again, and a judge that cannot
@@ -11,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import re
 from typing import Any
 
 from safer_vlm.chat_client import (
@@ -25,6 +33,17 @@ from safer_vlm.judge.cache import JudgeCache, cache_key
 from safer_vlm.judge.config import OpenAICompatJudgeConfig
 from safer_vlm.judge.parse import parse_verdict
 from safer_vlm.judge.rubric import Rubric
+
+log = logging.getLogger(__name__)
+
+#: A 4xx body naming one of these means the server refused the structured-output request itself.
+_SCHEMA_REJECTED = re.compile(r"response_format|json_schema|schema|guided|structured", re.IGNORECASE)
+
+
+def schema_rejected(exc: RequestRejected) -> bool:
+    """Whether a rejection is about `response_format` (so the plain prompt may still succeed)."""
+    status = exc.status or 0
+    return 400 <= status < 500 and bool(_SCHEMA_REJECTED.search(exc.detail or str(exc)))
 
 
 def error_verdict(judge_id: str, kind: str, reason: str) -> Verdict:
@@ -50,6 +69,10 @@ class OpenAICompatJudge:
             "max_tokens": cfg.max_tokens,
             **cfg.extra_body,
         }
+        self._schema_params: dict[str, Any] | None = None
+        if cfg.json_schema and "response_format" not in cfg.extra_body:
+            schema = {"name": "verdict", "schema": rubric.response_schema(), "strict": True}
+            self._schema_params = {**self._params, "response_format": {"type": "json_schema", "json_schema": schema}}
         self._system = rubric.render_system_prompt()
         self._fingerprint = rubric.fingerprint()
 
@@ -60,6 +83,24 @@ class OpenAICompatJudge:
     def unreachable(self) -> str | None:
         """Why the endpoint was given up on during the last `judge` call, if it was."""
         return self.client.unreachable
+
+    @property
+    def schema_on(self) -> bool:
+        """Whether requests still carry the rubric's JSON schema (False after a server refused it)."""
+        return self._schema_params is not None
+
+    def _request_params(self) -> dict[str, Any]:
+        return self._schema_params if self._schema_params is not None else self._params
+
+    def _fall_back_to_plain(self, exc: RequestRejected) -> None:
+        if self._schema_params is None:
+            return  # another request already switched (and logged)
+        self._schema_params = None
+        log.warning(
+            "judge %s: the server rejected response_format json_schema (%s); using the plain prompt from now on",
+            self.judge_id,
+            str(exc)[:200],
+        )
 
     def _prepare(self, item: JudgeItem) -> tuple[list[dict[str, Any]], str]:
         text = self.rubric.render_user_prompt(item.sample.question, item.response)
@@ -75,7 +116,7 @@ class OpenAICompatJudge:
             [self._system, text],
             [hashlib.sha256(u.encode("ascii")).hexdigest() for u in urls],
             item.response,
-            {"model": self.cfg.model, **self._params},
+            {"model": self.cfg.model, **self._request_params()},
         )
         return messages, key
 
@@ -90,12 +131,16 @@ class OpenAICompatJudge:
                 verdict = parse_verdict(raw, self.rubric, self.judge_id)
                 verdict.extra["cached"] = True
                 return verdict
+        sent_schema = self.schema_on
         try:
-            texts = await self.client.chat(messages, n=1, **self._params)
+            texts = await self.client.chat(messages, n=1, **self._request_params())
         except EndpointUnreachable as exc:
             return error_verdict(self.judge_id, "unreachable", str(exc))
         except RequestRejected as exc:
-            return error_verdict(self.judge_id, "rejected", str(exc))
+            if not (sent_schema and schema_rejected(exc)):
+                return error_verdict(self.judge_id, "rejected", str(exc))
+            self._fall_back_to_plain(exc)
+            return await self._judge_one(item)  # once: the schema is off for good now
         verdict = parse_verdict(texts[0], self.rubric, self.judge_id)
         if self.cache is not None:
             self.cache.put(key, texts[0], verdict)

@@ -23,6 +23,7 @@ _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
 _RATIONALE_KEYS = ("rationale", "reason", "reasoning", "explanation")
 _NESTED_SCORE_KEYS = ("scores", "criteria")
+_NESTED_FLAG_KEYS = ("penalties", "flags")
 _DECODER = json.JSONDecoder()
 
 
@@ -31,6 +32,7 @@ class _Invalid(Exception):
 
 
 def _norm_key(key: object) -> str:
+    """Keys match in any letter case, with spaces or dashes for underscores (rubric names too)."""
     return re.sub(r"[\s\-]+", "_", str(key).strip().lower())
 
 
@@ -55,15 +57,23 @@ def _candidate_objects(text: str) -> list[dict[str, Any]]:
 
 
 def _flatten(obj: dict[str, Any]) -> dict[str, Any]:
-    """Lower-case keys; lift one level of `{"scores": {...}}` nesting, which some judges emit."""
+    """Normalised keys; lift one level of `{"scores": {...}}` / `{"criteria": {...}}` and of
+    `{"penalties": {...}}` / `{"flags": {...}}` nesting, which judges emit; a list of names under
+    `penalties` or `flags` means those flags are set. A top-level key wins over a nested one."""
     flat: dict[str, Any] = {}
+    nested: dict[str, Any] = {}
     for key, value in obj.items():
         k = _norm_key(key)
-        if k in _NESTED_SCORE_KEYS and isinstance(value, dict):
+        if k in (*_NESTED_SCORE_KEYS, *_NESTED_FLAG_KEYS) and isinstance(value, dict):
             for sub_key, sub_value in value.items():
-                flat.setdefault(_norm_key(sub_key), sub_value)
+                nested.setdefault(_norm_key(sub_key), sub_value)
+        elif k in _NESTED_FLAG_KEYS and isinstance(value, list) and all(isinstance(x, str) for x in value):
+            for name in value:
+                nested.setdefault(_norm_key(name), True)
         else:
             flat[k] = value
+    for k, value in nested.items():
+        flat.setdefault(k, value)
     return flat
 
 
@@ -104,21 +114,22 @@ def _flag(name: str, value: object) -> bool:
 
 def _verdict_from(obj: dict[str, Any], rubric: Rubric, raw: str, judge_id: str) -> Verdict:
     flat = _flatten(obj)
-    missing = [c for c in rubric.scored_criteria if c not in flat]
+    # a weighted criterion given as null is a bad value (below); a report-only one is just missing
+    present = [
+        c for c in rubric.scored_criteria
+        if _norm_key(c) in flat and (flat[_norm_key(c)] is not None or c in rubric.criteria)
+    ]
+    missing = [c for c in rubric.criteria if c not in present]
     if missing:
         raise _Invalid(f"missing criteria {missing}")
-    scores = {c: rubric.normalise(_number(c, flat[c], rubric)) for c in rubric.scored_criteria}
-    penalties = {
-        p: _flag(p, flat[p]) if p in flat and flat[p] is not None else False for p in rubric.penalties
-    }
-    if "unsafe" in flat and flat["unsafe"] is not None:
-        unsafe = _flag("unsafe", flat["unsafe"])
-    elif "safety" in scores:
-        unsafe = scores["safety"] < rubric.unsafe_threshold
-    else:
-        unsafe = None
+    scores = {c: rubric.normalise(_number(c, flat[_norm_key(c)], rubric)) for c in present}
+    penalties = {}
+    for p in rubric.penalties:
+        value = flat.get(_norm_key(p))
+        penalties[p] = _flag(p, value) if value is not None else False
+    unsafe = _flag("unsafe", flat["unsafe"]) if flat.get("unsafe") is not None else None
     rationale = next((flat[k] for k in _RATIONALE_KEYS if isinstance(flat.get(k), str)), "")
-    return Verdict(
+    verdict = Verdict(
         parse_ok=True,
         scores=scores,
         penalties=penalties,
@@ -127,18 +138,24 @@ def _verdict_from(obj: dict[str, Any], rubric: Rubric, raw: str, judge_id: str) 
         raw=raw,
         judge_id=judge_id,
     )
+    not_given = [c for c in rubric.scored_criteria if c not in present]
+    if not_given:  # report-only: recorded, never a reason to void the verdict
+        verdict.extra["missing_criteria"] = not_given
+    return verdict
 
 
 def parse_verdict(text: object, rubric: Rubric, judge_id: str = "") -> Verdict:
     """Read a judge reply as a Verdict under `rubric`; never raises.
 
     The verdict is the first JSON object (inside code fences or surrounded by prose) that carries a
-    rubric criterion; keys match in any letter case, scores may be numbers or numeric strings ("7",
-    "7/10"), flags may be booleans, 0/1 or "yes"/"no". Every criterion in `rubric.scored_criteria`
-    must be present and inside [scale_min, scale_max]; otherwise the result is `parse_ok=False` with
-    the reason in `rationale`. A penalty flag the judge left out counts as not fired (False). `unsafe`
-    is the judge's own flag when given, else safety < `rubric.unsafe_threshold`. Only the first
-    MAX_SEARCH_CHARS characters are searched and kept in `raw`.
+    rubric criterion; keys (and the rubric's names) match in any letter case, scores may be numbers
+    or numeric strings ("7", "7/10"), flags may be booleans, 0/1 or "yes"/"no", at the top level or
+    nested under "penalties" or "flags". Every weighted criterion must be present and inside
+    [scale_min, scale_max]; otherwise the result is `parse_ok=False` with the reason in `rationale`.
+    A missing report-only criterion is listed in `extra["missing_criteria"]` and voids nothing. A
+    penalty flag the judge left out counts as not fired (False). `unsafe` is the judge's own flag,
+    None when not given: whether the answer is unsafe is `Rubric.is_unsafe`'s decision, not the
+    parser's. Only the first MAX_SEARCH_CHARS characters are searched and kept in `raw`.
     """
     if not isinstance(text, str):
         return Verdict.parse_failure("", judge_id, f"reply is {type(text).__name__}, not text")
@@ -152,7 +169,7 @@ def parse_verdict(text: object, rubric: Rubric, judge_id: str = "") -> Verdict:
         if clipped:
             reason += f" (searched the first {MAX_SEARCH_CHARS} of {len(text)} characters)"
         return Verdict.parse_failure(window, judge_id, reason)
-    wanted = set(rubric.scored_criteria)
+    wanted = {_norm_key(c) for c in rubric.scored_criteria}
     chosen = next((c for c in candidates if wanted & set(_flatten(c))), candidates[0])
     try:
         verdict = _verdict_from(chosen, rubric, window, judge_id)

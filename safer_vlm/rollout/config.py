@@ -3,6 +3,7 @@ or off (the ablation), the rest says how corrections join a GRPO group."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -10,11 +11,37 @@ from pydantic import Field, model_validator
 from safer_vlm.config import StrictModel
 from safer_vlm.errors import ConfigError
 
-DEFAULT_REFLECTION_TEMPLATE = """Your previous answer to this request was judged unsafe.{rationale_block}
-Analyse what went wrong in your previous reasoning and answer, then answer the original request again,
-safely: refuse or warn where the request or image calls for it, and still help with whatever can be
-helped with safely. Use the same format: first think step by step inside <think> </think>, then give
-your final answer inside <answer> </answer>."""
+DEFAULT_REFLECTION_TEMPLATE = """The response above was judged unsafe: {unsafe_part}.{rationale_block}
+Write a new response to the original request, from scratch, as if answering it for the first time.
+It must stand on its own: do not mention, quote, correct or apologise for the response above, and
+do not refer to any earlier answer or attempt. Keep the reasoning itself safe: no harmful details,
+even ones you then decline to give. Refuse or warn where the request or image calls for it, and
+still help with whatever can be helped with safely. Use the same format: first think step by step
+inside <think> </think>, then give your final answer inside <answer> </answer>."""
+
+#: How `{unsafe_part}` reads for each combination of unsafe parts (`Rubric.unsafe_parts`).
+UNSAFE_PART_TEXT = {
+    ("answer",): "its final answer gives harmful help or content",
+    ("reasoning",): "its reasoning contains harmful content, even though its final answer may not",
+    ("answer", "reasoning"): "both its reasoning and its final answer are harmful",
+    (): "it was flagged as unsafe",
+}
+
+#: Phrases by which a correction refers to an attempt the original prompt never saw (case-insensitive).
+DEFAULT_REFERENCE_PATTERNS = [
+    r"\b(?:my|that|this) (?:previous|earlier|prior|last|original|first|above|initial) "
+    r"(?:answer|response|reply|attempt|reasoning|output)\b",
+    r"\bthe (?:previous|earlier|prior|above) (?:answer|response|reply|attempt|reasoning|output)\b",
+    r"\b(?:answer|response|reply|attempt) (?:above|before)\b",
+    r"\bI was wrong\b",
+    r"\bI (?:made|make|have made) (?:a|an|some) (?:mistake|error)s?\b",
+    r"\bI (?:should|shouldn't|should not) have\b",
+    r"\b(?:as|like) I (?:said|mentioned|wrote|answered) (?:before|earlier|previously|above)\b",
+    r"\bI apologi[sz]e for (?:my|the|that)\b",
+    r"\b(?:let me|I will|I'll|I need to) (?:correct|revise|fix|redo) (?:my|that|this|the)\b",
+    r"\b(?:judged|flagged|marked) (?:as )?unsafe\b",
+    r"\bupon reflection\b",
+]
 
 DEFAULT_RATIONALE_TEMPLATE = "\nThe reviewer's reason: {rationale}"
 
@@ -29,10 +56,13 @@ class RolloutConfig(StrictModel):
     """
 
     reflection: bool = Field(True, description="reflect on unsafe answers and correct them (off = plain GRPO rollout)")
-    policy: Literal["replace", "append"] = Field(
+    policy: Literal["replace", "contrast", "append"] = Field(
         "replace",
-        description="replace: a correction takes the slot of the answer it corrects (group size stays G); "
-        "append: corrections join the group after the G originals (group grows, see append_cap)",
+        description="replace: a correction takes the slot of the answer it corrects (group size stays G; the "
+        "unsafe original leaves the batch); contrast: each unsafe original stays next to its correction, "
+        "surplus safe originals make room (group size stays G; when every answer is unsafe, half originals "
+        "and half corrections); append: corrections join the group after the G originals (group grows, "
+        "see append_cap; not for TRL)",
     )
     max_reflections: int = Field(
         4, ge=0, description="most reflection prompts generated per group, all rounds together"
@@ -47,7 +77,18 @@ class RolloutConfig(StrictModel):
     include_rationale: bool = Field(True, description="show the judge's rationale in the reflection prompt")
     reflection_template: str = Field(
         DEFAULT_REFLECTION_TEMPLATE,
-        description="text of the reflection turn; must contain {rationale_block}",
+        description="text of the reflection turn; must contain {rationale_block}; {unsafe_part} (optional) "
+        "says which part was unsafe: the reasoning, the final answer or both",
+    )
+    reference_patterns: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_REFERENCE_PATTERNS),
+        description="regular expressions (case-insensitive) by which a correction refers to an earlier "
+        "attempt; such a correction would teach the original prompt a reference to an answer it never saw",
+    )
+    on_reference: Literal["reject", "train"] = Field(
+        "reject",
+        description="a correction matching reference_patterns: reject (it does not join the group; the "
+        "unsafe original stays) or train (it joins like any other); counted and logged either way",
     )
     rationale_template: str = Field(
         DEFAULT_RATIONALE_TEMPLATE, description="how the rationale is shown; must contain {rationale}"
@@ -59,11 +100,24 @@ class RolloutConfig(StrictModel):
             raise ValueError("reflection_template must contain {rationale_block}")
         if "{rationale}" not in self.rationale_template:
             raise ValueError("rationale_template must contain {rationale}")
+        for pattern in self.reference_patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"reference_patterns: {pattern!r} is not a valid regular expression ({exc})") from None
         return self
+
+    def reference_in(self, text: str) -> str | None:
+        """The first phrase of `text` that refers to an earlier attempt, or None."""
+        for pattern in self.reference_patterns:
+            m = re.search(pattern, text, flags=re.IGNORECASE)
+            if m:
+                return m.group(0)
+        return None
 
     def group_cap(self, num_generations: int) -> int:
         """Largest group this config can produce for `num_generations` originals per prompt."""
-        if not self.reflection or self.policy == "replace":
+        if not self.reflection or self.policy in ("replace", "contrast"):
             return num_generations
         cap = num_generations + self.max_reflections
         return cap if self.append_cap is None else min(cap, self.append_cap)
@@ -71,11 +125,12 @@ class RolloutConfig(StrictModel):
     def require_fixed_groups(self, engine: str) -> None:
         """ConfigError unless every group keeps exactly num_generations members.
 
-        GRPO engines with fixed groups (TRL) cannot take `append`'s larger groups, and squeezing
-        them back to G would only re-create `replace` (each correction displacing its original).
+        GRPO engines with fixed groups (TRL) cannot take `append`'s larger groups; `contrast` is the
+        fixed-size policy that keeps what `append` is for (the unsafe original beside its correction).
         """
         if self.reflection and self.policy == "append":
             raise ConfigError(
                 f"rollout.policy=append grows groups beyond num_generations, which {engine} cannot take; "
-                "use rollout.policy=replace (each correction takes its unsafe original's slot)"
+                "use rollout.policy=contrast (each unsafe original stays beside its correction, safe "
+                "originals make room) or replace (each correction takes its unsafe original's slot)"
             )

@@ -60,6 +60,7 @@ class RolloutSample:
     round: int = 0
     reflection_prompt: list[dict] | None = None
     unsafe_parts: list[str] = field(default_factory=list)
+    refers_back: str | None = None  # a correction's phrase referring to an earlier attempt, if any
 
     @property
     def text(self) -> str:
@@ -83,6 +84,7 @@ class RolloutSample:
             "reward": None if self.reward is None else asdict(self.reward),
             "unsafe": self.unsafe,
             "unsafe_parts": list(self.unsafe_parts),
+            "refers_back": self.refers_back,
             "reflected": self.reflected,
             "corrects": self.corrects,
             "parent_uid": self.parent_uid,
@@ -107,6 +109,7 @@ class RolloutSample:
             reward=None if reward is None else RewardBreakdown(**reward),
             unsafe=d.get("unsafe"),
             unsafe_parts=list(d.get("unsafe_parts") or []),
+            refers_back=d.get("refers_back"),
             uid=d["uid"],
             reflected=d.get("reflected", False),
             corrects=d.get("corrects"),
@@ -307,7 +310,11 @@ class SafetyAwareRollout:
                 if gi not in base_chats:
                     base_chats[gi] = self.renderer(group.sample)
                 chat = build_reflection_messages(
-                    base_chats[gi], parent.text, cfg, parent.verdict.rationale if parent.verdict.parse_ok else None
+                    base_chats[gi],
+                    parent.text,
+                    cfg,
+                    parent.verdict.rationale if parent.verdict.parse_ok else None,
+                    parent.unsafe_parts,
                 )
                 prompts.append(chat)
                 requests.append(GenRequest(group.sample, messages=tuple(chat)))
@@ -329,6 +336,7 @@ class SafetyAwareRollout:
                     parent_uid=parent.uid,
                     round=rnd,
                     reflection_prompt=chat,
+                    refers_back=cfg.reference_in(gens[0].text),
                 )
                 group.corrections.append(corr)
                 new.append((group.sample, corr))
@@ -338,8 +346,11 @@ class SafetyAwareRollout:
 
     def _chain_result(self, group: RolloutGroup, slot: int) -> RolloutSample | None:
         """The answer a chain puts in the group: first safe correction, else the last one if
-        unsafe corrections are kept, else None."""
+        unsafe corrections are kept, else None. With `on_reference: reject`, a correction that
+        refers to an earlier attempt is never put in the group."""
         chain = [c for c in group.corrections if c.slot == slot]
+        if self.config.on_reference == "reject":
+            chain = [c for c in chain if c.refers_back is None]
         if not chain:
             return None
         for c in chain:
@@ -354,8 +365,64 @@ class SafetyAwareRollout:
         results = [self._chain_result(group, s.slot) for s in group.originals]
         if self.config.policy == "replace":
             return [r if r is not None else o for o, r in zip(members, results, strict=True)]
+        if self.config.policy == "contrast":
+            return contrast_members(members, results)
         appended = [r for r in results if r is not None]
         return [*members, *appended]  # the chain budget in _reflect keeps this within group_cap
+
+
+def contrast_members(
+    originals: list[RolloutSample], results: list[RolloutSample | None]
+) -> list[RolloutSample]:
+    """The `contrast` group: G members in which each corrected unsafe original stays beside its
+    correction, so GRPO pushes the unsafe answer down and the correction up in the same group.
+
+    `results[j]` is the correction kept for slot j (None: none). Pairs are kept in slot order, at
+    most G // 2 of them. The other slots are filled, in this order, with originals that are unsafe
+    but uncorrected, safe originals, unjudgeable originals (they carry no reward, so they go
+    first), then the corrections and originals of pairs that did not fit. So surplus safe originals
+    make room for pairs, and when every answer is unsafe and corrected, half the group is originals
+    and half corrections. Members come in slot order, each correction right after its original.
+    """
+    G = len(originals)
+    pairs = [(o, r) for o, r in zip(originals, results, strict=True) if r is not None]
+    kept_pairs, spare_pairs = pairs[: G // 2], pairs[G // 2 :]
+    paired = {o.uid for o, _ in pairs}
+    rest = [o for o in originals if o.uid not in paired]
+    fill = (
+        [o for o in rest if o.unsafe is True]
+        + [o for o in rest if o.unsafe is False]
+        + [o for o in rest if o.unsafe is None]
+        + [r for _, r in spare_pairs]
+        + [o for o, _ in spare_pairs]
+    )
+    chosen = {m.uid for pair in kept_pairs for m in pair} | {m.uid for m in fill[: G - 2 * len(kept_pairs)]}
+    members: list[RolloutSample] = []
+    for o, r in zip(originals, results, strict=True):
+        if o.uid in chosen:
+            members.append(o)
+        if r is not None and r.uid in chosen:
+            members.append(r)
+    return members
+
+
+def group_advantages(rewards: list[float | None], scale: bool = True) -> list[float | None]:
+    """GRPO's group-relative advantages as TRL computes them (`scale_rewards="group"`): reward minus
+    the group mean, over the sample standard deviation + 1e-4. An unscorable member (None) gets None
+    (TRL gives it 0 and leaves it out of the mean); so does every member of a group with no reward."""
+    scored = [r for r in rewards if r is not None]
+    if not scored:
+        return [None for _ in rewards]
+    mean = sum(scored) / len(scored)
+    std = math.sqrt(sum((r - mean) ** 2 for r in scored) / (len(scored) - 1)) if len(scored) > 1 else 0.0
+    denom = (std + 1e-4) if scale else 1.0
+    return [None if r is None else (r - mean) / denom for r in rewards]
+
+
+def member_advantages(group: RolloutGroup) -> dict[str, float | None]:
+    """uid -> group advantage of every member (what the trainer sees), for viewers and metrics."""
+    rewards = [None if m.reward is None else m.reward.total for m in group.members]
+    return {m.uid: a for m, a in zip(group.members, group_advantages(rewards), strict=True)}
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -378,13 +445,28 @@ def rollout_metrics(groups: list[RolloutGroup]) -> dict[str, float]:
     m["rollout/parse_failures"] = m["rollout/parse_failures/original"] + m["rollout/parse_failures/correction"]
     if groups:
         m["rollout/group_size_mean"] = len(members) / len(groups)
+        # groups whose members all score alike train nothing (every advantage 0): what `replace` does
+        # to a group whose corrections score like its safe answers
+        flat = 0
+        for g in groups:
+            scored = [s.reward.total for s in g.members if s.reward is not None]
+            flat += len(scored) < 2 or max(scored) - min(scored) < 1e-9
+        m["rollout/zero_spread_groups_frac"] = flat / len(groups)
+        m["rollout/unsafe_originals_in_groups"] = float(
+            sum(1 for g in groups for s in g.members if not s.reflected and s.unsafe is True)
+        )
     judged = [s for s in originals if s.unsafe is not None]
     rates = {
         "rollout/unsafe_rate": (sum(1 for s in judged if s.unsafe), len(judged)),
+        "rollout/unsafe_rate/answer": (sum(1 for s in judged if "answer" in s.unsafe_parts), len(judged)),
+        "rollout/unsafe_rate/reasoning": (sum(1 for s in judged if "reasoning" in s.unsafe_parts), len(judged)),
         "rollout/reflection_rate": (sum(1 for s in corrections if s.round == 1), len(originals)),
     }
     judged_corr = [s for s in corrections if s.unsafe is not None]
     rates["rollout/correction_success_rate"] = (sum(1 for s in judged_corr if not s.unsafe), len(judged_corr))
+    referring = sum(1 for s in corrections if s.refers_back is not None)
+    m["rollout/corrections_referring_back"] = float(referring)
+    rates["rollout/correction_reference_rate"] = (referring, len(corrections))
     for key, (num, den) in rates.items():
         if den:
             m[key] = num / den

@@ -1,7 +1,9 @@
 """Trajectory viewer: one self-contained HTML page (images embedded as base64, no external assets,
 every text HTML-escaped) showing sampled groups: image, question, each answer with its reward
-breakdown and, for corrected answers, the unsafe answer, the reflection prompt and the correction
-side by side."""
+breakdown, which part was unsafe (reasoning, answer) and its group advantage; for a `contrast`
+group each unsafe original and its correction side by side with both advantages (the pair GRPO
+pushes apart); and for every correction the unsafe answer, the reflection prompt and the
+correction side by side."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from safer_vlm.errors import DataError
 from safer_vlm.rollout.reflection import message_text
-from safer_vlm.rollout.safety_aware import RolloutGroup, RolloutSample, rollout_metrics
+from safer_vlm.rollout.safety_aware import RolloutGroup, RolloutSample, member_advantages, rollout_metrics
 from safer_vlm.rollout.trajectory import LoggedGroup, read_trajectories
 
 #: Longest side of an embedded image, in pixels (keeps the page small).
@@ -34,6 +36,9 @@ h1{font-size:1.4em} h2{font-size:1.1em;margin:0 0 .4em}
 .badge{display:inline-block;padding:0 .4em;border-radius:3px;font-size:.8em;color:#fff}
 .safe{background:#2a7} .unsafe{background:#c33} .unknown{background:#888} .corr{background:#36c}
 .side{display:grid;grid-template-columns:1fr 1fr 1fr;gap:.6em;margin:.6em 0}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:.6em;margin:.6em 0}
+.pair>div{border:1px solid #ddd;border-radius:4px;padding:.5em;background:#fff}
+.adv{font-weight:600} .adv.neg{color:#c33} .adv.pos{color:#2a7}
 .side>div{border:1px solid #ddd;border-radius:4px;padding:.5em;background:#fff}
 table.parts{font-size:.8em;border-collapse:collapse} table.parts td{padding:0 .5em 0 0}
 .problems{color:#a00}
@@ -74,7 +79,18 @@ def _badge(s: RolloutSample) -> str:
     if s.unsafe is None:
         label = "parse failure" if not s.verdict.parse_ok or s.verdict.error else "unknown"
         return f'<span class="badge unknown">{_e(label)}</span>'
-    return '<span class="badge unsafe">unsafe</span>' if s.unsafe else '<span class="badge safe">safe</span>'
+    if not s.unsafe:
+        return '<span class="badge safe">safe</span>'
+    parts = " + ".join(s.unsafe_parts) or "flagged"
+    return f'<span class="badge unsafe">unsafe: {_e(parts)}</span>'
+
+
+def _advantage(value: float | None) -> str:
+    """A member's group advantage (TRL's `scale_rewards=group` arithmetic), signed and coloured."""
+    if value is None:
+        return '<span class="meta">advantage n/a (no reward)</span>'
+    cls = "neg" if value < -1e-6 else "pos" if value > 1e-6 else ""
+    return f'<span class="adv {cls}">advantage {value:+.2f}</span>'
 
 
 def _breakdown(s: RolloutSample) -> str:
@@ -91,7 +107,7 @@ def _breakdown(s: RolloutSample) -> str:
     )
 
 
-def _answer(s: RolloutSample, in_group: bool) -> str:
+def _answer(s: RolloutSample, in_group: bool, advantage: str = "") -> str:
     kind = (
         f'<span class="badge corr">correction r{s.round} of slot {s.corrects}</span>'
         if s.reflected
@@ -100,9 +116,15 @@ def _answer(s: RolloutSample, in_group: bool) -> str:
     cls = "answer" if in_group else "answer discarded"
     note = "" if in_group else '<div class="meta">not in the group</div>'
     rationale = f'<div class="meta">judge: {_e(s.verdict.rationale)}</div>' if s.verdict.rationale else ""
+    refers = (
+        f'<div class="problems">refers to an earlier attempt: &quot;{_e(s.refers_back)}&quot;</div>'
+        if s.refers_back
+        else ""
+    )
+    adv = f"<div>{advantage}</div>" if advantage else ""
     return (
         f'<div class="{cls}"><div>{kind} {_badge(s)} <span class="meta">{_e(s.uid)}</span></div>{note}'
-        f'<div class="text">{_e(s.text)}</div>{_breakdown(s)}{rationale}</div>'
+        f'<div class="text">{_e(s.text)}</div>{adv}{_breakdown(s)}{rationale}{refers}</div>'
     )
 
 
@@ -139,6 +161,26 @@ def _side_by_side(group: RolloutGroup) -> str:
     return "".join(rows)
 
 
+def _contrast_pairs(group: RolloutGroup, adv: dict[str, float | None]) -> str:
+    """Each unsafe original that trains beside its own correction (the `contrast` policy), side by
+    side with both advantages: the original should be pushed down, the correction up."""
+    members = {m.uid: m for m in group.members}
+    rows = []
+    for c in group.members:
+        if not c.reflected or c.corrects is None:
+            continue
+        original = group.originals[c.corrects]
+        if original.uid not in members:
+            continue
+        rows.append(
+            '<div class="pair">'
+            f"<div><h2>unsafe original (slot {original.slot})</h2>{_answer(original, True, _advantage(adv[original.uid]))}</div>"
+            f"<div><h2>its correction (round {c.round})</h2>{_answer(c, True, _advantage(adv[c.uid]))}</div>"
+            "</div>"
+        )
+    return "".join(rows)
+
+
 def render_group(logged: LoggedGroup) -> str:
     """One group's card."""
     g = logged.group
@@ -148,13 +190,16 @@ def render_group(logged: LoggedGroup) -> str:
         for x in (f"step {logged.step}", s.id, s.source, s.category or "", f"expected {s.expected}" if s.expected else "")
         if x
     )
-    members = "".join(_answer(m, True) for m in g.members)
+    adv = member_advantages(g)
+    members = "".join(_answer(m, True, _advantage(adv[m.uid])) for m in g.members)
     discarded = "".join(_answer(d, False) for d in g.discarded)
+    pairs = _contrast_pairs(g, adv)
     side = _side_by_side(g)
     return (
         f'<div class="group"><div class="meta">{meta}</div>{_images(g)}'
         f'<div class="question">{_e(s.question)}</div>'
         f'<h2>group ({len(g.members)} members)</h2><div class="answers">{members}</div>'
+        + (f"<h2>unsafe originals beside their corrections (trained together)</h2>{pairs}" if pairs else "")
         + (f'<h2>not in the group</h2><div class="answers">{discarded}</div>' if discarded else "")
         + (f"<h2>corrections</h2>{side}" if side else "")
         + "</div>"

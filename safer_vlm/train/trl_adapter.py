@@ -152,11 +152,15 @@ def make_rollout_func(
 def flatten_groups(groups: list[list[GroupMember]], n: int) -> dict[str, list]:
     """Turn scored groups into TRL's rollout output; every answer is attributed to its group's prompt.
 
-    Reflected answers were sampled under the reflection context: the rollout already gave them the
-    original prompt's ids and NaN logprobs (TRL then applies no importance-sampling correction to
-    them). `reflected` is a per-row flag the reward functions receive."""
+    `logprobs` is always one row of per-token sampling logprobs per answer, never None: TRL's vLLM
+    importance-sampling correction computes `old - sampling` for every row, and a batch made only of
+    corrections (or a generator that reports no logprobs) must not turn that into `old - None`.
+    Reflected answers were sampled under the reflection context: they get NaN rows, and TRL turns a
+    NaN difference into ratio 1 (no correction), so a correction's gradient is the plain policy
+    gradient of its tokens given the *original* prompt, scaled by its group advantage. Rows of a
+    generator that reports no logprobs are NaN too (ratio 1: nothing to correct against).
+    `reflected` is a per-row flag the reward functions receive."""
     out: dict[str, list] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "scored": [], "reflected": []}
-    any_logprobs = False
     for group in groups:
         if len(group) != n:
             raise ValueError(f"a rollout group has {len(group)} answers; GRPO needs exactly {n}")
@@ -168,14 +172,15 @@ def flatten_groups(groups: list[list[GroupMember]], n: int) -> dict[str, list]:
             out["prompt_ids"].append(prompt_ids)
             out["completion_ids"].append(list(gen.completion_ids))
             if gen.logprobs is not None and not sg.reflected:
-                any_logprobs = True
-                out["logprobs"].append(list(gen.logprobs))
+                if len(gen.logprobs) != len(gen.completion_ids):
+                    raise ValueError(
+                        f"an answer has {len(gen.logprobs)} logprobs for {len(gen.completion_ids)} tokens"
+                    )
+                out["logprobs"].append([float(x) for x in gen.logprobs])
             else:
                 out["logprobs"].append([math.nan] * len(gen.completion_ids))
             out["scored"].append(_scored_record(sg))
             out["reflected"].append(bool(sg.reflected))
-    if not any_logprobs:
-        out["logprobs"] = None  # type: ignore[assignment]
     return out
 
 

@@ -2,7 +2,8 @@
 
 The policy response inside the judge prompt carries the script: `FAULT:<kind>x<count>` makes the
 first <count> requests for that item fail as <kind> (500, 429, slow, malformed, nochoices, drop,
-401, 400) and later ones succeed. A healthy reply scores safety from the `n=<int>` written in the
+401, 400) and later ones succeed. `reject_response_format` makes it refuse structured output
+as a server without guided decoding does. A healthy reply scores safety from the `n=<int>` written in the
 question, so a test can tell which item a verdict belongs to.
 """
 
@@ -43,6 +44,7 @@ class FakeServer:
     slow_s: float = 1.5
     retry_after: str = "0.05"
     reply: str | None = None  # fixed content for every healthy reply (e.g. a non-verdict)
+    reject_response_format: bool = False  # answer 400 to any request carrying response_format
     hits: Counter = field(default_factory=Counter)
     auth: list = field(default_factory=list)
     bodies: list = field(default_factory=list)
@@ -59,6 +61,8 @@ class FakeServer:
         self.auth.append(request.headers.get("Authorization"))
         payload = await request.json()
         self.bodies.append(payload)
+        if self.reject_response_format and "response_format" in payload:
+            return web.Response(status=400, text='{"error": "response_format type json_schema is not supported"}')
         user = payload["messages"][-1]["content"]
         text = user if isinstance(user, str) else " ".join(p.get("text", "") for p in user)
         key = text

@@ -18,6 +18,7 @@ CRITERIA = ["safety", "helpfulness", "coherence", "grounding", "format", "think_
 def ok(safety: float, unsafe: bool | None = None, **penalties: bool) -> Verdict:
     scores = {c: 0.5 for c in CRITERIA}
     scores["safety"] = safety
+    scores["think_safety"] = 0.9  # safe reasoning: only the answer decides
     return Verdict(parse_ok=True, scores=scores, penalties=penalties, unsafe=unsafe, rationale=f"s={safety}")
 
 
@@ -56,7 +57,8 @@ def test_score_combination(rubric, combine, expected):
     ],
 )
 def test_unsafe_and_penalty_votes(rubric, vote, flags, expected):
-    members = [Scripted(f"j{i}", [ok(0.5, unsafe=f, hallucination=f)]) for i, f in enumerate(flags)]
+    # safety 0.9: each member's decision is its flag (the rubric's rule: flag or safety < threshold)
+    members = [Scripted(f"j{i}", [ok(0.9, unsafe=f, hallucination=f)]) for i, f in enumerate(flags)]
     (v,) = run(EnsembleJudge(members, rubric, unsafe_vote=vote))
     assert v.unsafe is expected and v.penalties["hallucination"] is expected
     assert v.penalties["contradiction"] is False
@@ -117,3 +119,12 @@ def test_agreement_helpers():
     assert cohen_kappa([True, True], [True, True]) is None  # undefined: both constant
     c = confusion([True, False, True], [True, True, False])
     assert (c.tp, c.fp, c.fn, c.tn) == (1, 1, 1, 0)
+
+
+def test_members_are_compared_by_the_rubric_rule_not_raw_flags(rubric):
+    """A member that gives no flag but scores safety 0.1 is unsafe by the rubric's one rule."""
+    a = [ok(0.1, None)]
+    b = [ok(0.1, True)]
+    (v,) = run(EnsembleJudge([Scripted("a", a), Scripted("b", b)], rubric))
+    assert v.extra["member_unsafe"] == {"a": True, "b": True} and v.extra["unsafe_agreement"] == 1.0
+    assert v.unsafe is True and rubric.is_unsafe(v)

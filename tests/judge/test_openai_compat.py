@@ -192,3 +192,50 @@ def test_judge_survives_two_event_loops(server, rubric):
     judge = make_judge(server, rubric)
     assert asyncio.run(judge.judge([make_item(1)]))[0].parse_ok
     assert run(judge, [make_item(2)])[0].parse_ok  # a new loop gets a new session; the old one is dropped
+
+
+def test_issue_8_the_rubric_is_sent_as_a_json_schema(server, rubric):
+    """Issue 11, item 8: a real judge sees the schema built from the rubric itself."""
+    judge = make_judge(server, rubric)
+    (v,) = run(judge, [make_item(3)])
+    assert v.parse_ok and judge.schema_on
+    fmt = server.bodies[0]["response_format"]
+    assert fmt["type"] == "json_schema"
+    schema = fmt["json_schema"]["schema"]
+    assert schema == rubric.response_schema()
+    assert set(schema["required"]) == {*rubric.scored_criteria, *rubric.penalties, "unsafe", "rationale"}
+    assert schema["properties"]["think_safety"]["enum"] == list(range(1, 11))
+    assert schema["additionalProperties"] is False
+
+
+def test_issue_8_a_server_that_rejects_the_schema_gets_the_plain_prompt_once(server, rubric, caplog):
+    server.reject_response_format = True
+    judge = make_judge(server, rubric)
+    with caplog.at_level(logging.WARNING, logger="safer_vlm.judge.openai_compat"):
+        verdicts = run(judge, [make_item(i) for i in range(6)])
+    assert all(v.parse_ok for v in verdicts) and [v.rationale for v in verdicts] == [f"item {i}" for i in range(6)]
+    assert not judge.schema_on
+    with_schema = [b for b in server.bodies if "response_format" in b]
+    assert 1 <= len(with_schema) <= 6  # the requests in flight when the first refusal came back
+    assert len(server.bodies) == len(with_schema) + 6  # each item answered once, on the plain prompt
+    lines = [r for r in caplog.records if "json_schema" in r.getMessage()]
+    assert len(lines) == 1 and "plain prompt" in lines[0].getMessage()
+    # later calls go straight to the plain prompt
+    before = len(server.bodies)
+    run(judge, [make_item(7)])
+    assert len(server.bodies) == before + 1 and "response_format" not in server.bodies[-1]
+
+
+def test_schema_off_by_config_or_when_extra_body_sets_response_format(server, rubric):
+    judge = make_judge(server, rubric, json_schema=False)
+    run(judge, [make_item(1)])
+    assert "response_format" not in server.bodies[-1]
+    judge = make_judge(server, rubric, extra_body={"response_format": {"type": "json_object"}})
+    run(judge, [make_item(2)])
+    assert server.bodies[-1]["response_format"] == {"type": "json_object"}
+
+
+def test_other_rejections_are_not_retried_without_the_schema(server, rubric):
+    judge = make_judge(server, rubric)
+    (v,) = run(judge, [make_item(1, response="FAULT:400x1")])
+    assert v.extra["error_kind"] == "rejected" and judge.schema_on and server.total_hits == 1

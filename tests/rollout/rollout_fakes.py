@@ -21,6 +21,8 @@ _ROUND = re.compile(r"slot=(\d+) round=(\d+)")
 
 
 def answer(kind: str, sid: str, slot: int, rnd: int) -> str:
+    if kind == "refers":  # a safe correction whose reasoning refers to the attempt it corrects
+        return format_response(f"sample={sid} slot={slot} round={rnd} My previous answer was wrong.", "[safe] answer")
     return format_response(f"sample={sid} slot={slot} round={rnd}", f"[{kind}] answer")
 
 

@@ -266,4 +266,100 @@ def test_one_unsafe_rule_for_reflection_gate_and_metrics(make_sample):
     for s in res.groups[0].originals:
         assert s.unsafe == Rubric.default().is_unsafe(s.verdict) == s.reward.gated
     assert res.metrics["rollout/unsafe_rate"] == 0.5
+    assert res.metrics["rollout/unsafe_rate/answer"] == 0.25
+    assert res.metrics["rollout/unsafe_rate/reasoning"] == 0.25
     assert res.metrics["rollout/reflection_rate"] == 0.5
+
+
+def test_issue_1_contrast_keeps_the_unsafe_original_beside_its_correction(make_sample):
+    """Issue 11, finding 1: under `replace` a group [unsafe, safe, unsafe, safe] whose corrections
+    score like the safe answers trains nothing (advantages all 0); under `contrast` the unsafe
+    originals stay, pushed down, and their corrections are pushed up."""
+    from safer_vlm.rollout.safety_aware import group_advantages, member_advantages
+
+    sample = make_sample("a", [U, S, U, S])
+    plain, _, _ = run([sample], 4, reflection=False)
+    adv = group_advantages([m.reward.total for m in plain.groups[0].members])
+    assert adv[0] < -0.8 and adv[1] > 0.8  # about -/+0.87 without reflection
+    replaced, _, _ = run([sample], 4, policy="replace")
+    assert all(abs(a) < 1e-6 for a in member_advantages(replaced.groups[0]).values())
+    assert replaced.metrics["rollout/zero_spread_groups_frac"] == 1.0
+
+    res, gen, _ = run([sample], 4, policy="contrast")
+    g = res.groups[0]
+    assert len(g.members) == 4
+    o0, o2 = g.originals[0], g.originals[2]
+    c0, c2 = (c for c in g.corrections)
+    assert [m.uid for m in g.members] == [o0.uid, c0.uid, o2.uid, c2.uid]  # the safe originals made room
+    adv = member_advantages(g)
+    assert adv[o0.uid] < -0.8 and adv[o2.uid] < -0.8 and adv[c0.uid] > 0.8 and adv[c2.uid] > 0.8
+    assert res.metrics["rollout/zero_spread_groups_frac"] == 0.0
+    assert res.metrics["rollout/unsafe_originals_in_groups"] == 2
+    assert {d.uid for d in g.discarded} == {g.originals[1].uid, g.originals[3].uid}
+
+
+@pytest.mark.parametrize(
+    "originals, reflect, G, expected",
+    [
+        # every answer unsafe: half originals, half corrections
+        ([U, U, U, U], [], 4, ["o0", "c0", "o1", "c1"]),
+        # odd G, max_reflections 4: the spare slot takes the uncorrected unsafe original
+        ([U, U, U, U, U], [], 5, ["o0", "c0", "o1", "c1", "o4"]),
+        # one pair; one surplus safe original dropped (the last)
+        ([U, S, S, S], [], 4, ["o0", "c0", "o1", "o2"]),
+        # nothing unsafe: the originals as they are
+        ([S, S, S, S], [], 4, ["o0", "o1", "o2", "o3"]),
+        # an unjudgeable original carries no reward: it leaves before a safe one
+        ([U, X, S, S], [], 4, ["o0", "c0", "o2", "o3"]),
+    ],
+)
+def test_contrast_fills_fixed_groups(make_sample, originals, reflect, G, expected):
+    res, _, _ = run([make_sample("a", originals, reflect=reflect)], G, policy="contrast")
+    g = res.groups[0]
+    names = [f"c{m.corrects}" if m.reflected else f"o{m.slot}" for m in g.members]
+    assert names == expected and len(g.members) == G
+
+
+def test_contrast_keeps_uncorrected_unsafe_originals_first(make_sample):
+    # slot 0's correction is still unsafe and dropped; slot 1's succeeds
+    sample = make_sample("a", [U, U, S, S], reflect=[U])
+    res, _, _ = run([sample], 4, policy="contrast", max_reflections=1)
+    names = [f"c{m.corrects}" if m.reflected else f"o{m.slot}" for m in res.groups[0].members]
+    assert names == ["o0", "o1", "o2", "o3"]  # no correction succeeded: no pair, nothing dropped
+    res, _, _ = run([make_sample("a", [U, U, S, S])], 4, policy="contrast", max_reflections=1)
+    names = [f"c{m.corrects}" if m.reflected else f"o{m.slot}" for m in res.groups[0].members]
+    assert names == ["o0", "c0", "o1", "o2"]  # the uncorrected unsafe o1 stays, a safe original goes
+
+
+def test_contrast_is_a_fixed_group_policy_for_trainers(make_sample):
+    from safer_vlm.rollout.safety_aware import SafetyAwareGroupRollout
+
+    RolloutConfig(policy="contrast").require_fixed_groups("TRL")
+    assert RolloutConfig(policy="contrast").group_cap(4) == 4
+    group_rollout = SafetyAwareGroupRollout(CountingJudge(), Rubric.default(), RolloutConfig(policy="contrast"), renderer=render)
+    groups = group_rollout(ScriptedGenerator(), [make_sample("a", [U, U]), make_sample("b", [S, U])], 2)
+    assert [[m.reflected for m in g] for g in groups] == [[False, True], [False, True]]
+    assert [[m.unsafe for m in g] for g in groups] == [[True, False], [True, False]]
+    assert all(math.isnan(x) for x in groups[0][1].generation.logprobs)
+
+
+@pytest.mark.parametrize("on_reference", ["reject", "train"])
+def test_issue_7_corrections_referring_back_are_counted_and_rejected_or_trained(make_sample, on_reference):
+    sample = make_sample("a", [U, U, S, S], reflect=["refers"])  # every round-1 correction refers back
+    res, _, _ = run([sample], 4, policy="replace", on_reference=on_reference)
+    g = res.groups[0]
+    assert all(c.refers_back == "My previous answer" for c in g.corrections)
+    assert res.metrics["rollout/corrections_referring_back"] == 2
+    assert res.metrics["rollout/correction_reference_rate"] == 1.0
+    in_group = [m.reflected for m in g.members]
+    assert in_group == ([False] * 4 if on_reference == "reject" else [True, True, False, False])
+    # the rate is logged beside the others; clean corrections count 0
+    clean, _, _ = run([make_sample("a", [U, S])], 2)
+    assert clean.metrics["rollout/correction_reference_rate"] == 0.0
+
+
+def test_reflection_prompt_names_the_unsafe_part(make_sample):
+    res, _, _ = run([make_sample("a", [T, U])], 2)
+    by_slot = {c.corrects: message_text(c.reflection_prompt[-1]) for c in res.groups[0].corrections}
+    assert "its reasoning contains harmful content" in by_slot[0]
+    assert "its final answer gives harmful help" in by_slot[1]

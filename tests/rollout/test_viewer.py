@@ -47,7 +47,8 @@ def test_correction_shown_beside_unsafe_answer_and_prompt(make_sample):
     first, prompt, second = (side.index(x) for x in ("unsafe answer", "reflection prompt", "correction (round 1)"))
     assert first < prompt < second
     assert corr.uid in side and groups[0].group.originals[0].uid in side
-    assert "Analyse what went wrong" in side
+    assert "Write a new response to the original request" in side
+    assert "its final answer gives harmful help" in side  # the prompt names the unsafe part
     assert "reward <b>" in page and "criterion/safety" in page
     assert "not in the group" in page  # the replaced original is shown as discarded
 
@@ -75,3 +76,34 @@ def test_write_viewer_from_log(tmp_path, make_sample):
     assert write_viewer(log, out, max_groups=5) == 2
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and "t.jsonl:3: not valid JSON" in page
+
+
+def test_contrast_group_shows_each_unsafe_original_beside_its_correction_with_advantages(make_sample):
+    """Issue 11 acceptance: for a `contrast` group the viewer shows each unsafe original and its
+    correction side by side, with their advantages."""
+    samples = [make_sample("a", ["unsafe", "safe", "badthink", "safe"])]
+    ro = SafetyAwareRollout(ScriptedGenerator(), CountingJudge(), Rubric.default(), RolloutConfig(policy="contrast"), renderer=render)
+    (group,) = ro.run(samples, 4).groups
+    page = render_html([LoggedGroup(step=0, group=group)])
+    assert "unsafe originals beside their corrections" in page
+    section = page[page.index("unsafe originals beside") : page.index("<h2>not in the group")]
+    pairs = section.split('<div class="pair">')[1:]
+    assert len(pairs) == 2
+    for pair, slot in zip(pairs, (0, 2), strict=True):
+        original, correction = group.originals[slot], next(c for c in group.corrections if c.corrects == slot)
+        assert pair.index(original.uid) < pair.index(correction.uid)  # original left, correction right
+        neg = re.findall(r'adv neg">advantage (-[0-9.]+)', pair)
+        pos = re.findall(r'adv pos">advantage (\+[0-9.]+)', pair)
+        assert len(neg) == 1 and len(pos) == 1
+    assert "unsafe: answer" in page and "unsafe: reasoning" in page  # which part was unsafe
+    # a replace group has no such pairs: its unsafe originals left the group
+    ro = SafetyAwareRollout(ScriptedGenerator(), CountingJudge(), Rubric.default(), RolloutConfig(policy="replace"), renderer=render)
+    (replaced,) = ro.run(samples, 4).groups
+    assert "beside their corrections" not in render_html([LoggedGroup(step=0, group=replaced)])
+
+
+def test_correction_referring_back_is_marked(make_sample):
+    samples = [make_sample("a", ["unsafe", "safe"], reflect=["refers"])]
+    ro = SafetyAwareRollout(ScriptedGenerator(), CountingJudge(), Rubric.default(), RolloutConfig(), renderer=render)
+    page = render_html([LoggedGroup(step=0, group=g) for g in ro.run(samples, 2).groups])
+    assert "refers to an earlier attempt: &quot;My previous answer&quot;" in page

@@ -151,6 +151,40 @@ def test_flatten_attributes_reflections_to_the_original_prompt():
         flatten_groups([group[:3]], 4)
 
 
+def test_issue_5_flatten_always_returns_logprob_rows():
+    """Issue 11, finding 5: a batch made only of corrections (or from a generator without logprobs)
+    gave `logprobs=None`, and TRL's importance-sampling correction then computed `old - None`."""
+    only_corrections = [[_member(t, _verdict(0.9), reflected=True) for t in "wx"], [_member("y", _verdict(0.9), reflected=True)] * 2]
+    out = flatten_groups(only_corrections, 2)
+    assert out["logprobs"] is not None and len(out["logprobs"]) == 4
+    assert all(len(row) == 2 and all(math.isnan(x) for x in row) for row in out["logprobs"])
+    no_logprobs = [_member("a", _verdict(1.0), logprobs=(0.0, 0.0))] * 2
+    for m in no_logprobs:
+        m.generation.logprobs = None
+    assert all(all(math.isnan(x) for x in row) for row in flatten_groups([no_logprobs], 2)["logprobs"])
+    # TRL's own arithmetic on these rows (grpo_trainer: pad, old - sampling, nan_to_num, exp): ratio 1
+    import torch
+    from trl.trainer.utils import pad
+
+    sampling = pad([torch.tensor(r) for r in out["logprobs"]], padding_value=0.0, padding_side="right")
+    old = torch.full_like(sampling, -1.5)
+    ratio = torch.exp(torch.nan_to_num((old - sampling) * torch.ones_like(sampling), nan=0.0))
+    assert torch.equal(ratio, torch.ones_like(ratio))
+    bad = _member("z", _verdict(1.0), logprobs=(-0.1,))
+    with pytest.raises(ValueError, match="1 logprobs for 2 tokens"):
+        flatten_groups([[bad, bad]], 2)
+
+
+def test_scored_records_carry_the_rubric_decision_not_the_raw_flag():
+    flagged_high = _verdict(1.0)
+    flagged_high.unsafe = True  # the judge's flag at 10/10: unsafe by the rubric's rule
+    harmful_think = _verdict(1.0)
+    harmful_think.scores["think_safety"] = 0.0  # no flag, but unsafe reasoning
+    out = flatten_groups([[_member("a", flagged_high), _member("b", harmful_think)]], 2)
+    assert [r["unsafe"] for r in out["scored"]] == [True, True]
+    assert all(r["parts"]["gate"] == 1.0 for r in out["scored"])
+
+
 def test_reward_functions_weights_and_unscorable_rows():
     funcs, weights = reward_functions(Rubric())
     names = [f.__name__ for f in funcs]
