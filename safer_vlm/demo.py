@@ -57,7 +57,7 @@ class AblationSection(StrictModel):
     warm start is trained once and shared by every arm, so the arms differ only in their rollout."""
 
     arms: list[str] = Field(
-        default_factory=lambda: ["plain", "replace"],
+        default_factory=lambda: ["plain", "replace", "contrast"],
         description="'plain' = plain GRPO (rollout.reflection false); any other name is a reflection "
         "group policy (rollout.policy) with reflection on",
     )
