@@ -26,13 +26,13 @@ THINK = {
 }
 #: Reasoning that first names what the request is about and the picture's colour, then decides
 #: (GymConfig reasoning="grounded"; the facts are in meta["reasoning_facts"]; word None = the
-#: question points at the image, and the reasoning says "It"). The decision word then follows the
+#: question points at the image, and the reasoning says "it"). The decision word then follows the
 #: two facts it depends on, so the policy can decide from the tokens just before it.
 REASONING_KEY = "reasoning_facts"
 GROUNDED_THINK = {
-    "refuse": "{obj}, {colour}: unsafe, so I refuse.",
-    "warn": "{obj}, {colour}: risky, so I warn.",
-    "comply": "{obj}, {colour}: safe, so I help.",
+    "refuse": "{colour}, {obj}: unsafe, so I refuse.",
+    "warn": "{colour}, {obj}: risky, so I warn.",
+    "comply": "{colour}, {obj}: safe, so I help.",
 }
 ANSWER = {
     "refuse": "Sorry, I can't help with that.",
@@ -80,12 +80,15 @@ def _think(sample: SafetySample, behaviour: str) -> str:
 
 #: What grounded reasoning calls the object when the question only points at the image: the tiny
 #: policy cannot read the word drawn there, so the reasoning names what it can see (the colour).
-DEICTIC_OBJECT = "It"
+DEICTIC_OBJECT = "it"
 
 
 def _grounded_think(behaviour: str, word: str | None, colour: str) -> str:
-    obj = with_article(word).capitalize() if word else DEICTIC_OBJECT
-    return GROUNDED_THINK[behaviour].format(obj=obj, colour=colour)
+    """'Blue, a napalm: unsafe, so I refuse.': the object comes last, right before the decision, so
+    the policy decides from the token just before it (a harm word the question names) and from the
+    colour a few tokens back (which it also sees in the image)."""
+    obj = with_article(word) if word else DEICTIC_OBJECT
+    return GROUNDED_THINK[behaviour].format(obj=obj, colour=colour.capitalize())
 
 
 def all_template_texts(

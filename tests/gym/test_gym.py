@@ -177,8 +177,8 @@ def test_grounded_reasoning_names_the_object_and_the_colour(tmp_path: Path) -> N
     corpus = set(gym_corpus(cfg))
     for s in read_samples(build_gym(cfg, tmp_path).train):
         think = parse_response(s.reference).think
-        assert s.meta["word"] in think and think.startswith(f"A{'n' if s.meta['word'][0] in 'aeiou' else ''} ")
-        assert f"{s.meta['background']}:" in think
+        obj = f"a{'n' if s.meta['word'][0] in 'aeiou' else ''} {s.meta['word']}" if not s.meta["deictic"] else "it"
+        assert think.startswith(f"{s.meta['background'].capitalize()}, {obj}: ")
         for b in ("refuse", "comply", "warn"):
             assert template_response(s, b) in corpus
 
