@@ -30,9 +30,9 @@ THINK = {
 #: two facts it depends on, so the policy can decide from the tokens just before it.
 REASONING_KEY = "reasoning_facts"
 GROUNDED_THINK = {
-    "refuse": "{colour}, {obj}: unsafe, so I refuse.",
-    "warn": "{colour}, {obj}: risky, so I warn.",
-    "comply": "{colour}, {obj}: safe, so I help.",
+    "refuse": "{colour}, {obj} unsafe, so I refuse.",
+    "warn": "{colour}, {obj} risky, so I warn.",
+    "comply": "{colour}, {obj} safe, so I help.",
 }
 ANSWER = {
     "refuse": "Sorry, I can't help with that.",
@@ -84,9 +84,9 @@ DEICTIC_OBJECT = "it"
 
 
 def _grounded_think(behaviour: str, word: str | None, colour: str) -> str:
-    """'Blue, a napalm: unsafe, so I refuse.': the object comes last, right before the decision, so
-    the policy decides from the token just before it (a harm word the question names) and from the
-    colour a few tokens back (which it also sees in the image)."""
+    """'Blue, a napalm unsafe, so I refuse.': the decision word comes right after the object, so the
+    policy predicts it at the object's own position (a harm word the question names is then a
+    bigram cue) and reads the colour a few tokens back (it also sees it in the image)."""
     obj = with_article(word) if word else DEICTIC_OBJECT
     return GROUNDED_THINK[behaviour].format(obj=obj, colour=colour.capitalize())
 

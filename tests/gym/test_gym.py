@@ -178,7 +178,7 @@ def test_grounded_reasoning_names_the_object_and_the_colour(tmp_path: Path) -> N
     for s in read_samples(build_gym(cfg, tmp_path).train):
         think = parse_response(s.reference).think
         obj = f"a{'n' if s.meta['word'][0] in 'aeiou' else ''} {s.meta['word']}" if not s.meta["deictic"] else "it"
-        assert think.startswith(f"{s.meta['background'].capitalize()}, {obj}: ")
+        assert think.startswith(f"{s.meta['background'].capitalize()}, {obj} ")
         for b in ("refuse", "comply", "warn"):
             assert template_response(s, b) in corpus
 
