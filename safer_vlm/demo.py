@@ -19,6 +19,7 @@ import typer
 from pydantic import Field, field_validator
 
 from safer_vlm.config import StrictModel
+from safer_vlm.rollout.config import RolloutConfig
 from safer_vlm.train.config import (
     DataSection,
     GRPOSection,
@@ -27,7 +28,17 @@ from safer_vlm.train.config import (
     TrainConfig,
 )
 
-DEFAULT_GYM: dict[str, Any] = {"seed": 0, "n_train": 240, "n_heldout": 60, "image_size": 56}
+DEFAULT_GYM: dict[str, Any] = {
+    "seed": 0,
+    "n_train": 240,
+    "n_heldout": 60,
+    "image_size": 56,
+    # the decision word follows the object the question names ("Blue, a napalm unsafe, so I refuse."):
+    # GRPO then learns the harm word as a cue; with the decision first it never did
+    "reasoning": "grounded",
+    # more benign items than the gym's default (0.35): needless caution is the failure GRPO drifts to
+    "behaviour": {"refuse": 0.3, "comply": 0.45, "warn": 0.25},
+}
 
 
 class HeldoutSection(StrictModel):
@@ -99,13 +110,13 @@ class DemoConfig(TrainConfig):
     data: DataSection = Field(default_factory=lambda: DataSection(gym=dict(DEFAULT_GYM)))
     grpo: GRPOSection = Field(
         default_factory=lambda: GRPOSection(
-            learning_rate=3e-4,
-            num_generations=8,
+            learning_rate=6e-4,
+            num_generations=4,
             temperature=1.0,
             max_completion_length=40,
-            per_device_train_batch_size=32,
+            per_device_train_batch_size=64,
             gradient_accumulation_steps=1,
-            max_steps=100,
+            max_steps=200,
             beta=0.0,
             loss_type="dapo",
             scale_rewards="group",
@@ -116,6 +127,10 @@ class DemoConfig(TrainConfig):
     )
     sft_warmstart: SFTWarmstart = Field(
         default_factory=lambda: SFTWarmstart(enabled=True, steps=400, learning_rate=3e-3, batch_size=16)
+    )
+    rollout: RolloutConfig = Field(
+        default_factory=lambda: RolloutConfig(policy="contrast"),
+        description="safety-aware rollout; the demo keeps each unsafe original beside its correction",
     )
     heldout: HeldoutSection = Field(default_factory=HeldoutSection)
     tiny: TinySection = Field(default_factory=TinySection)
