@@ -56,6 +56,17 @@ class HeldoutSection(StrictModel):
     )
 
 
+class ReflectionWarmstart(StrictModel):
+    """Format-only warm start in the reflection context: the chat ends with a template answer of a
+    random behaviour and the reflection turn the rollout would send (with the rule judge's
+    rationale), and the target is a template answer of another random behaviour. It teaches the
+    policy to answer there in the <think>/<answer> format, never which behaviour is right."""
+
+    steps: int = Field(0, ge=0, description="optimizer steps after the plain warm start (0: none)")
+    learning_rate: float = Field(3e-3, gt=0, description="AdamW learning rate")
+    batch_size: int = Field(16, ge=1, description="examples per step")
+
+
 class TinySection(StrictModel):
     """Sizes of the tiny model the demo builds (model.build_tiny); the vision tower follows the text width."""
 
@@ -133,6 +144,7 @@ class DemoConfig(TrainConfig):
         description="safety-aware rollout; the demo keeps each unsafe original beside its correction",
     )
     heldout: HeldoutSection = Field(default_factory=HeldoutSection)
+    reflection_warmstart: ReflectionWarmstart = Field(default_factory=ReflectionWarmstart)
     tiny: TinySection = Field(default_factory=TinySection)
     ablation: AblationSection = Field(default_factory=AblationSection)
     cpu_threads: int | None = Field(
@@ -256,6 +268,76 @@ def safety_figures(records: list[tuple[Any, Any]], rubric: Any, accuracy: dict[s
     }
 
 
+def _chat_batch(processor: Any, chats: list[list[dict]], targets: list[str]) -> dict[str, Any]:
+    """Model inputs for chat + target sequences, labels on the target and its end token only (as
+    `sft.supervised_batch`, for chats that are not one sample's first turn)."""
+    import torch
+
+    from safer_vlm.generation.messages import processor_inputs
+
+    tok = processor.tokenizer
+    eos_id = tok.convert_tokens_to_ids("<|im_end|>")
+    enc = processor_inputs(processor, chats)
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    rows, labels = [], []
+    for i, target in enumerate(targets):
+        prompt = ids[i][mask[i].bool()].tolist()
+        answer = tok(target, add_special_tokens=False)["input_ids"] + [eos_id]
+        rows.append(prompt + answer)
+        labels.append([-100] * len(prompt) + answer)
+    width = max(len(r) for r in rows)
+    batch = {
+        "input_ids": torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows]),
+        "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
+        "labels": torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels]),
+    }
+    for k, v in enc.items():
+        if k not in batch and not (hasattr(v, "shape") and tuple(v.shape) == tuple(ids.shape)):
+            batch[k] = v  # pixel values and image grids; per-token extras are not needed on CPU
+    return batch
+
+
+def reflection_warmstart(model: Any, processor: Any, samples: list, cfg: DemoConfig, judge: Any, *, seed: int,
+                         on_step: Any = None) -> list[float]:
+    """The format-only warm start in the reflection context (see ReflectionWarmstart)."""
+    import random
+
+    import torch
+
+    from safer_vlm.generation.base import GenRequest
+    from safer_vlm.generation.messages import build_messages
+    from safer_vlm.gym.responses import RESPONSE_BEHAVIOURS, template_response
+    from safer_vlm.judge.base import JudgeItem, judge_blocking
+    from safer_vlm.rollout.reflection import build_reflection_messages
+
+    sec = cfg.reflection_warmstart
+    rng = random.Random(f"reflection-warmstart:{seed}")
+    optimiser = torch.optim.AdamW(model.parameters(), lr=sec.learning_rate, weight_decay=0.0)
+    model.train()
+    losses: list[float] = []
+    for step in range(sec.steps):
+        batch_samples = [rng.choice(samples) for _ in range(sec.batch_size)]
+        first = [template_response(x, rng.choice(RESPONSE_BEHAVIOURS)) for x in batch_samples]
+        verdicts = judge_blocking(judge, [JudgeItem(x, a) for x, a in zip(batch_samples, first, strict=True)])
+        chats = [
+            build_reflection_messages(build_messages(GenRequest(sample=x)), a, cfg.rollout,
+                                      v.rationale if v.parse_ok else None, cfg.rubric.unsafe_parts(v) or ())
+            for x, a, v in zip(batch_samples, first, verdicts, strict=True)
+        ]
+        targets = [template_response(x, rng.choice(RESPONSE_BEHAVIOURS)) for x in batch_samples]
+        batch = {k: v.to(next(model.parameters()).device) for k, v in _chat_batch(processor, chats, targets).items()}
+        loss = model(**batch).loss
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        losses.append(float(loss.detach()))
+        if on_step is not None:
+            on_step(step + 1, losses[-1])
+    model.eval()
+    return losses
+
+
 def curve_steps(max_steps: int, points: int) -> list[int]:
     """The GRPO steps after which the held-out set is scored for the learning curve (the last step
     is scored anyway, as the after-GRPO stage)."""
@@ -345,7 +427,13 @@ def run_demo(
                 model, processor, train_samples, cfg.sft_warmstart, seed=cfg.grpo.seed,
                 on_step=lambda step, loss: bar.update(task, completed=step, description=f"loss {loss:.3f}"),
             )
-    if cfg.sft_warmstart.enabled:
+        if cfg.reflection_warmstart.steps:
+            task = bar.add_task("", total=cfg.reflection_warmstart.steps, stage="reflection-format warm start")
+            reflection_warmstart(
+                model, processor, train_samples, cfg, judge, seed=cfg.grpo.seed,
+                on_step=lambda step, loss: bar.update(task, completed=step, description=f"loss {loss:.3f}"),
+            )
+    if cfg.sft_warmstart.enabled or cfg.reflection_warmstart.steps:
         stages["after SFT"] = score("after SFT")
     if warm_start_only:
         grpo.save_policy(model, processor, run_dir / grpo.FINAL_NAME)
@@ -461,6 +549,7 @@ def arm_config(cfg: DemoConfig, arm: str, seed: int, root: Path, warm: Path | No
     else:
         data["model"] = {**data["model"], "build_tiny": False, "path": str(warm)}
         data["sft_warmstart"]["enabled"] = False
+        data["reflection_warmstart"]["steps"] = 0
     if arm == "plain":
         data["rollout"]["reflection"] = False
     elif arm != "warm":

@@ -124,3 +124,33 @@ def test_curve_steps_are_inside_the_run():
     assert curve_steps(150, 4) == [30, 60, 90, 120]
     assert curve_steps(2, 1) == [1]
     assert curve_steps(100, 0) == []
+
+
+@pytest.mark.slow
+def test_reflection_format_warm_start_trains_answers_in_the_reflection_context(tmp_path, monkeypatch):
+    """The reflection-context warm start trains on the rollout's own reflection chats (a template
+    answer, then the reflection turn) with template targets."""
+    import safer_vlm.demo as demo
+    from safer_vlm.demo import load_demo_config, reflection_warmstart
+    from safer_vlm.rollout.reflection import is_reflection_prompt
+
+    seen = []
+    real = demo._chat_batch
+    monkeypatch.setattr(demo, "_chat_batch", lambda p, chats, targets: seen.append((chats, targets)) or real(p, chats, targets))
+    from safer_vlm.models.loading import load_policy
+    from safer_vlm.train import grpo
+
+    cfg = load_demo_config(ROOT / "configs" / "demo.yaml", [
+        f"output_dir={tmp_path}", "data.gym={seed: 0, n_train: 12, n_heldout: 6, image_size: 56, reasoning: grounded}",
+        "reflection_warmstart.steps=2", "reflection_warmstart.batch_size=2",
+    ])
+    from safer_vlm.demo import _build_tiny
+
+    _build_tiny(cfg, tmp_path)
+    model, processor = load_policy(grpo.policy_source(cfg, tmp_path), dtype="float32", device="cpu")
+    train, _ = grpo.load_samples(cfg, tmp_path)
+    losses = reflection_warmstart(model, processor, train, cfg, grpo.make_judge(cfg), seed=0)
+    assert len(losses) == 2 and all(loss > 0 for loss in losses)
+    chats, targets = seen[0]
+    assert all(is_reflection_prompt(c) and c[-2]["role"] == "assistant" for c in chats)
+    assert all(t.startswith("<think>") and t.endswith("</answer>") for t in targets)
