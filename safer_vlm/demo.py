@@ -560,6 +560,10 @@ def arm_config(cfg: DemoConfig, arm: str, seed: int, root: Path, warm: Path | No
 
 def _ablation_job(cfg_json: str, arm: str, earlier: dict | None) -> tuple[str, Any]:
     """One ablation run in a worker process (quiet); returns (arm, stages or summary)."""
+    import warnings
+
+    # as the CLI's own process does: transformers' deprecation notices are not ours to act on
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
     cfg = DemoConfig.model_validate_json(cfg_json)
     if arm == "warm":
         return arm, run_demo(cfg, overwrite=True, warm_start_only=True, progress=False)
