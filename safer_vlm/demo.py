@@ -57,10 +57,11 @@ class HeldoutSection(StrictModel):
 
 
 class ReflectionWarmstart(StrictModel):
-    """Format-only warm start in the reflection context: the chat ends with a template answer of a
-    random behaviour and the reflection turn the rollout would send (with the rule judge's
-    rationale), and the target is a template answer of another random behaviour. It teaches the
-    policy to answer there in the <think>/<answer> format, never which behaviour is right."""
+    """Format-only warm start in the reflection context: half of each batch are chats that end with
+    a template answer of a random behaviour and the reflection turn the rollout would send (with the
+    rule judge's rationale), half are first turns (without them the plain format was forgotten);
+    every target is a template answer of a random behaviour. It teaches the policy to answer in the
+    <think>/<answer> format after a reflection turn, never which behaviour is right."""
 
     steps: int = Field(0, ge=0, description="optimizer steps after the plain warm start (0: none)")
     learning_rate: float = Field(3e-3, gt=0, description="AdamW learning rate")
@@ -319,10 +320,12 @@ def reflection_warmstart(model: Any, processor: Any, samples: list, cfg: DemoCon
         batch_samples = [rng.choice(samples) for _ in range(sec.batch_size)]
         first = [template_response(x, rng.choice(RESPONSE_BEHAVIOURS)) for x in batch_samples]
         verdicts = judge_blocking(judge, [JudgeItem(x, a) for x, a in zip(batch_samples, first, strict=True)])
+        # half the chats are first turns, so the plain format is kept while the new context is learnt
         chats = [
             build_reflection_messages(build_messages(GenRequest(sample=x)), a, cfg.rollout,
                                       v.rationale if v.parse_ok else None, cfg.rubric.unsafe_parts(v) or ())
-            for x, a, v in zip(batch_samples, first, verdicts, strict=True)
+            if i % 2 == 0 else build_messages(GenRequest(sample=x))
+            for i, (x, a, v) in enumerate(zip(batch_samples, first, verdicts, strict=True))
         ]
         targets = [template_response(x, rng.choice(RESPONSE_BEHAVIOURS)) for x in batch_samples]
         batch = {k: v.to(next(model.parameters()).device) for k, v in _chat_batch(processor, chats, targets).items()}

@@ -152,5 +152,6 @@ def test_reflection_format_warm_start_trains_answers_in_the_reflection_context(t
     losses = reflection_warmstart(model, processor, train, cfg, grpo.make_judge(cfg), seed=0)
     assert len(losses) == 2 and all(loss > 0 for loss in losses)
     chats, targets = seen[0]
-    assert all(is_reflection_prompt(c) and c[-2]["role"] == "assistant" for c in chats)
+    assert is_reflection_prompt(chats[0]) and chats[0][-2]["role"] == "assistant"
+    assert not is_reflection_prompt(chats[1])  # first turns keep the plain format
     assert all(t.startswith("<think>") and t.endswith("</answer>") for t in targets)
