@@ -30,8 +30,11 @@ class JudgeItem:
 class Verdict:
     """A judge's verdict on one response.
 
-    `scores` maps criterion -> value in [0, 1] (judge scales normalised); `penalties` maps penalty
-    name -> whether it fired. `parse_ok=False` means the judge replied but its reply could not be
+    `scores` maps criterion -> value in [0, 1] (judge scales normalised; a report-only criterion
+    the judge left out is absent, listed in `extra["missing_criteria"]`); `penalties` maps penalty
+    name -> whether it fired; `unsafe` is the judge's own flag (None when it gave none). Whether the
+    answer counts as unsafe is the rubric's decision, `Rubric.is_unsafe(verdict)`, never this flag
+    alone. `parse_ok=False` means the judge replied but its reply could not be
     read as a verdict; `error` means no usable reply came at all (transport failure). Either way
     `scores` is empty and no reward may be made from it.
     """

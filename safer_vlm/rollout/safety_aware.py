@@ -125,8 +125,9 @@ class RolloutGroup:
 
     `originals` are the G answers sampled from the prompt (slot order); `corrections` every
     correction generated, by round; `members` the assembled group that is trained on. Under
-    `replace` `members[i]` is slot i (the original or its chain's correction); under `append` the G
-    originals come first, then the kept corrections in slot order.
+    `replace` `members[i]` is slot i (the original or its chain's correction); under `contrast` the
+    kept members in slot order, each correction right after its original (`contrast_members`);
+    under `append` the G originals come first, then the kept corrections in slot order.
     """
 
     sample: SafetySample
@@ -379,8 +380,8 @@ def contrast_members(
 
     `results[j]` is the correction kept for slot j (None: none). Pairs are kept in slot order, at
     most G // 2 of them. The other slots are filled, in this order, with originals that are unsafe
-    but uncorrected, safe originals, unjudgeable originals (they carry no reward, so they go
-    first), then the corrections and originals of pairs that did not fit. So surplus safe originals
+    but uncorrected, safe originals, unjudgeable originals (they carry no reward, so they are the
+    first to make room), then the corrections and originals of pairs that did not fit. So surplus safe originals
     make room for pairs, and when every answer is unsafe and corrected, half the group is originals
     and half corrections. Members come in slot order, each correction right after its original.
     """

@@ -61,3 +61,16 @@ def test_bad_lines_name_file_and_line(tmp_path, make_sample):
     assert len(problems) == 2 and "t.jsonl:3: not a trajectory record" in problems[1]
     with pytest.raises(DataError, match="not found"):
         list(read_trajectories(tmp_path / "missing.jsonl"))
+
+
+def test_round_trip_keeps_unsafe_parts_references_and_contrast_members(tmp_path, make_sample):
+    log = tmp_path / "t.jsonl"
+    res = rollout([make_sample("a", ["badthink", "unsafe", "safe"], reflect=["refers"])], policy="contrast", on_reference="train")
+    TrajectoryWriter(log).append(0, res.groups)
+    (back,) = read_trajectories(log)
+    g, orig = back.group, res.groups[0]
+    assert [s.unsafe_parts for s in g.generated] == [s.unsafe_parts for s in orig.generated]
+    assert g.originals[0].unsafe_parts == ["reasoning"] and g.originals[1].unsafe_parts == ["answer"]
+    assert [s.refers_back for s in g.corrections] == ["My previous answer"] * 2
+    assert [m.uid for m in g.members] == [m.uid for m in orig.members]
+    assert [s.reward for s in g.generated] == [s.reward for s in orig.generated]
