@@ -19,7 +19,6 @@ import typer
 from pydantic import Field, field_validator
 
 from safer_vlm.config import StrictModel
-from safer_vlm.rollout.config import RolloutConfig
 from safer_vlm.train.config import (
     DataSection,
     GRPOSection,
@@ -139,10 +138,6 @@ class DemoConfig(TrainConfig):
     )
     sft_warmstart: SFTWarmstart = Field(
         default_factory=lambda: SFTWarmstart(enabled=True, steps=400, learning_rate=3e-3, batch_size=16)
-    )
-    rollout: RolloutConfig = Field(
-        default_factory=lambda: RolloutConfig(policy="contrast"),
-        description="safety-aware rollout; the demo keeps each unsafe original beside its correction",
     )
     heldout: HeldoutSection = Field(default_factory=HeldoutSection)
     reflection_warmstart: ReflectionWarmstart = Field(default_factory=ReflectionWarmstart)
