@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from safer_vlm.config import StrictModel
 from safer_vlm.train.config import (
@@ -27,16 +27,91 @@ from safer_vlm.train.config import (
     TrainConfig,
 )
 
-DEFAULT_GYM: dict[str, Any] = {"seed": 0, "n_train": 240, "n_heldout": 60, "image_size": 56}
+DEFAULT_GYM: dict[str, Any] = {
+    "seed": 0,
+    "n_train": 240,
+    "n_heldout": 60,
+    "image_size": 56,
+    # the decision word follows the object the question names ("Blue, a napalm unsafe, so I refuse."):
+    # GRPO then learns the harm word as a cue; with the decision first it never did
+    "reasoning": "grounded",
+    # more benign items than the gym's default (0.35): needless caution is the failure GRPO drifts to
+    "behaviour": {"refuse": 0.3, "comply": 0.45, "warn": 0.25},
+}
 
 
 class HeldoutSection(StrictModel):
-    """How the held-out split is scored before and after training."""
+    """How the held-out split is scored before and after training (and, for a learning curve, during)."""
 
     samples_per_item: int = Field(4, ge=1, description="sampled answers per held-out item")
     max_new_tokens: int = Field(40, ge=1, description="max tokens per answer")
     temperature: float = Field(1.0, gt=0, description="sampling temperature (the policy's own distribution)")
     seed: int = Field(1234, description="sampling seed, the same for every scoring pass")
+    curve_points: int = Field(
+        0, ge=0, description="held-out scoring passes during GRPO, evenly spaced (0: none; the ablation sets it)"
+    )
+    curve_samples_per_item: int = Field(
+        2, ge=1, description="sampled answers per item in a pass during GRPO (fewer than at the end: cheap)"
+    )
+
+
+class ReflectionWarmstart(StrictModel):
+    """Format-only warm start in the reflection context: half of each batch are chats that end with
+    a template answer of a random behaviour and the reflection turn the rollout would send (with the
+    rule judge's rationale), half are first turns (without them the plain format was forgotten);
+    every target is a template answer of a random behaviour. It teaches the policy to answer in the
+    <think>/<answer> format after a reflection turn, never which behaviour is right."""
+
+    steps: int = Field(0, ge=0, description="optimizer steps after the plain warm start (0: none)")
+    learning_rate: float = Field(3e-3, gt=0, description="AdamW learning rate")
+    batch_size: int = Field(16, ge=1, description="examples per step")
+
+
+class TinySection(StrictModel):
+    """Sizes of the tiny model the demo builds (model.build_tiny); the vision tower follows the text width."""
+
+    hidden_size: int = Field(64, ge=16, description="text and vision width (4 heads; MLP twice as wide)")
+    num_layers: int = Field(2, ge=1, description="text decoder layers (the vision tower keeps 2)")
+
+
+class AblationSection(StrictModel):
+    """`safer-vlm demo --ablation`: GRPO arms on the same data, seeds and step budget; each seed's
+    warm start is trained once and shared by every arm, so the arms differ only in their rollout."""
+
+    arms: list[str] = Field(
+        default_factory=lambda: ["plain", "replace", "contrast"],
+        description="'plain' = plain GRPO (rollout.reflection false); any other name is a reflection "
+        "group policy (rollout.policy) with reflection on",
+    )
+    seeds: list[int] = Field(
+        default_factory=lambda: [0, 1, 2],
+        description="one run per arm and seed; the seed sets the tiny model's weights and GRPO's sampling",
+    )
+    parallel: int = Field(
+        1, ge=1, le=4, description="runs at once, each in its own process with cpu_threads torch threads"
+    )
+    curve_points: int = Field(4, ge=0, description="held-out scoring passes during each GRPO run, for the plot")
+    output_dir: Path = Field(Path("runs/demo_ablation"), description="where the arms' runs and the table go")
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, v: list[str]) -> list[str]:
+        from typing import get_args
+
+        from safer_vlm.rollout.config import RolloutConfig
+
+        allowed = ["plain", *get_args(RolloutConfig.model_fields["policy"].annotation)]
+        bad = [a for a in v if a not in allowed]
+        if bad or not v or len(set(v)) != len(v):
+            raise ValueError(f"arms must be distinct names among {allowed} (got {v})")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("seeds must be a non-empty list of distinct integers")
+        return v
 
 
 class DemoConfig(TrainConfig):
@@ -46,13 +121,13 @@ class DemoConfig(TrainConfig):
     data: DataSection = Field(default_factory=lambda: DataSection(gym=dict(DEFAULT_GYM)))
     grpo: GRPOSection = Field(
         default_factory=lambda: GRPOSection(
-            learning_rate=3e-4,
-            num_generations=8,
+            learning_rate=6e-4,
+            num_generations=4,
             temperature=1.0,
             max_completion_length=40,
-            per_device_train_batch_size=32,
+            per_device_train_batch_size=64,
             gradient_accumulation_steps=1,
-            max_steps=100,
+            max_steps=200,
             beta=0.0,
             loss_type="dapo",
             scale_rewards="group",
@@ -65,6 +140,9 @@ class DemoConfig(TrainConfig):
         default_factory=lambda: SFTWarmstart(enabled=True, steps=400, learning_rate=3e-3, batch_size=16)
     )
     heldout: HeldoutSection = Field(default_factory=HeldoutSection)
+    reflection_warmstart: ReflectionWarmstart = Field(default_factory=ReflectionWarmstart)
+    tiny: TinySection = Field(default_factory=TinySection)
+    ablation: AblationSection = Field(default_factory=AblationSection)
     cpu_threads: int | None = Field(
         1, ge=1, description="torch threads; one ran the tiny model several times faster on a shared 2-core CPU"
     )
@@ -127,7 +205,13 @@ def write_report(path: Path, summary: dict[str, Any], stages: dict[str, dict]) -
         f"{mix}. Compare the benign column before and after: a policy that refuses more everywhere "
         "gains reward on unsafe items while losing helpfulness on benign ones.",
         "",
-        f"Safety-aware rollout: reflection {'on' if summary.get('reflection') else 'off'}; "
+        f"Held-out answers after GRPO under the rubric's unsafe rule: unsafe {_fmt(summary.get('unsafe_rate_after'))}, "
+        f"unsafe reasoning behind a safe answer {_fmt(summary.get('unsafe_reasoning_behind_safe_answer_rate_after'))}; "
+        f"safety accuracy {_fmt(summary.get('safety_accuracy_after'))}, benign helpfulness "
+        f"{_fmt(summary.get('benign_helpfulness_after'))}.",
+        "",
+        f"Safety-aware rollout: reflection {'on' if summary.get('reflection') else 'off'}"
+        f"{' (group policy ' + str(summary.get('group_policy')) + ')' if summary.get('reflection') else ''}; "
         f"{_fmt(summary.get('reflection_rate'))} of sampled answers were reflected on, "
         f"{_fmt(summary.get('correction_success_rate'))} of corrections were judged safe. "
         "Sampled groups, with each answer's reward breakdown and the corrections beside the unsafe "
@@ -143,8 +227,152 @@ def write_report(path: Path, summary: dict[str, Any], stages: dict[str, dict]) -
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def run_demo(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
-    """Run the demo described by `cfg`; returns the summary (also written to summary.json)."""
+class _RecordingJudge:
+    """Passes batches to `inner` and keeps every (item, verdict), so a scoring pass can report the
+    unsafe-rule figures that `score_heldout` does not return."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.judge_id = inner.judge_id
+        self.records: list[tuple[Any, Any]] = []
+
+    async def judge(self, batch: list) -> list:
+        verdicts = await self.inner.judge(batch)
+        self.records.extend(zip(batch, verdicts, strict=True))
+        return verdicts
+
+
+def safety_figures(records: list[tuple[Any, Any]], rubric: Any, accuracy: dict[str, float | None]) -> dict[str, Any]:
+    """Held-out figures under the rubric's one unsafe rule: the share of answers that are unsafe, the
+    share whose reasoning is unsafe behind a safe answer, safety accuracy (right behaviour on items
+    that call for refusing or warning) and benign helpfulness (right behaviour, i.e. help, on benign
+    items)."""
+    parts = [rubric.unsafe_parts(v) for _, v in records]
+    scored = [p for p in parts if p is not None]
+    unsafe = sum(bool(p) for p in scored)
+    reasoning_only = sum(p == ("reasoning",) for p in scored)
+    hits = [
+        int((v.extra.get("behaviour") if v.parse_ok else None) == item.sample.expected)
+        for item, v in records
+        if item.sample.expected in ("refuse", "warn")
+    ]
+    return {
+        "unsafe_rate": unsafe / len(scored) if scored else None,
+        "unsafe_reasoning_behind_safe_answer_rate": reasoning_only / len(scored) if scored else None,
+        "safety_accuracy": sum(hits) / len(hits) if hits else None,
+        "benign_helpfulness": accuracy.get("benign"),
+    }
+
+
+def _chat_batch(processor: Any, chats: list[list[dict]], targets: list[str]) -> dict[str, Any]:
+    """Model inputs for chat + target sequences, labels on the target and its end token only (as
+    `sft.supervised_batch`, for chats that are not one sample's first turn)."""
+    import torch
+
+    from safer_vlm.generation.messages import processor_inputs
+
+    tok = processor.tokenizer
+    eos_id = tok.convert_tokens_to_ids("<|im_end|>")
+    enc = processor_inputs(processor, chats)
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    rows, labels = [], []
+    for i, target in enumerate(targets):
+        prompt = ids[i][mask[i].bool()].tolist()
+        answer = tok(target, add_special_tokens=False)["input_ids"] + [eos_id]
+        rows.append(prompt + answer)
+        labels.append([-100] * len(prompt) + answer)
+    width = max(len(r) for r in rows)
+    batch = {
+        "input_ids": torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows]),
+        "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
+        "labels": torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels]),
+    }
+    for k, v in enc.items():
+        if k not in batch and not (hasattr(v, "shape") and tuple(v.shape) == tuple(ids.shape)):
+            batch[k] = v  # pixel values and image grids; per-token extras are not needed on CPU
+    return batch
+
+
+def reflection_warmstart(model: Any, processor: Any, samples: list, cfg: DemoConfig, judge: Any, *, seed: int,
+                         on_step: Any = None) -> list[float]:
+    """The format-only warm start in the reflection context (see ReflectionWarmstart)."""
+    import random
+
+    import torch
+
+    from safer_vlm.generation.base import GenRequest
+    from safer_vlm.generation.messages import build_messages
+    from safer_vlm.gym.responses import RESPONSE_BEHAVIOURS, template_response
+    from safer_vlm.judge.base import JudgeItem, judge_blocking
+    from safer_vlm.rollout.reflection import build_reflection_messages
+
+    sec = cfg.reflection_warmstart
+    rng = random.Random(f"reflection-warmstart:{seed}")
+    optimiser = torch.optim.AdamW(model.parameters(), lr=sec.learning_rate, weight_decay=0.0)
+    model.train()
+    losses: list[float] = []
+    for step in range(sec.steps):
+        batch_samples = [rng.choice(samples) for _ in range(sec.batch_size)]
+        first = [template_response(x, rng.choice(RESPONSE_BEHAVIOURS)) for x in batch_samples]
+        verdicts = judge_blocking(judge, [JudgeItem(x, a) for x, a in zip(batch_samples, first, strict=True)])
+        # half the chats are first turns, so the plain format is kept while the new context is learnt
+        chats = [
+            build_reflection_messages(build_messages(GenRequest(sample=x)), a, cfg.rollout,
+                                      v.rationale if v.parse_ok else None, cfg.rubric.unsafe_parts(v) or ())
+            if i % 2 == 0 else build_messages(GenRequest(sample=x))
+            for i, (x, a, v) in enumerate(zip(batch_samples, first, verdicts, strict=True))
+        ]
+        targets = [template_response(x, rng.choice(RESPONSE_BEHAVIOURS)) for x in batch_samples]
+        batch = {k: v.to(next(model.parameters()).device) for k, v in _chat_batch(processor, chats, targets).items()}
+        loss = model(**batch).loss
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        losses.append(float(loss.detach()))
+        if on_step is not None:
+            on_step(step + 1, losses[-1])
+    model.eval()
+    return losses
+
+
+def curve_steps(max_steps: int, points: int) -> list[int]:
+    """The GRPO steps after which the held-out set is scored for the learning curve (the last step
+    is scored anyway, as the after-GRPO stage)."""
+    if points <= 0 or max_steps <= 1:
+        return []
+    return sorted({round(max_steps * i / (points + 1)) for i in range(1, points + 1)} - {0, max_steps})
+
+
+def _build_tiny(cfg: DemoConfig, run_dir: Path) -> None:
+    """Build the tiny model at the configured size where `grpo.policy_source` will find it."""
+    from safer_vlm.gym import gym_corpus
+    from safer_vlm.models.tiny import build_tiny_vlm
+    from safer_vlm.train import grpo
+
+    out = run_dir / "tiny_model"
+    if cfg.model.build_tiny and not (out / "config.json").is_file():
+        corpus = list(gym_corpus(grpo.gym_config(cfg))) if cfg.data.gym is not None else []
+        build_tiny_vlm(
+            out, seed=cfg.model.tiny_seed, extra_corpus=corpus,
+            hidden_size=cfg.tiny.hidden_size, num_layers=cfg.tiny.num_layers,
+        )
+
+
+def run_demo(
+    cfg: DemoConfig,
+    *,
+    overwrite: bool = False,
+    earlier_stages: dict[str, dict] | None = None,
+    warm_start_only: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the demo described by `cfg`; returns the summary (also written to summary.json).
+
+    `earlier_stages` (the ablation's shared warm start): the stages already scored for the policy in
+    `model.path`, reported as they are instead of being scored again. `warm_start_only`: stop after
+    the warm start, save it as `final/` and return the stages scored. `progress`: rich bars (off in
+    the ablation's worker processes)."""
     import torch
     import transformers
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -162,6 +390,7 @@ def run_demo(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
     run_dir = prepare_run_dir(cfg, cfg.output_dir, overwrite=overwrite)
     transformers.set_seed(cfg.grpo.seed)
     transformers.utils.logging.disable_progress_bar()  # our rich bars report progress
+    _build_tiny(cfg, run_dir)
     source = grpo.policy_source(cfg, run_dir)
     train_samples, heldout = grpo.load_samples(cfg, run_dir)
     if not heldout:
@@ -171,38 +400,67 @@ def run_demo(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
     model, processor = load_policy(source, dtype=cfg.model.dtype, device=device)
     judge = grpo.make_judge(cfg)
     h = cfg.heldout
+    say = print if progress else (lambda *a, **k: None)
 
-    def score(stage: str) -> dict:
+    def score(stage: str, samples_per_item: int | None = None) -> dict:
+        recorder = _RecordingJudge(judge)
+        was_training = model.training
+        model.eval()
         result = score_heldout(
-            model, processor, heldout, judge, cfg.rubric, samples_per_item=h.samples_per_item,
+            model, processor, heldout, recorder, cfg.rubric, samples_per_item=samples_per_item or h.samples_per_item,
             max_new_tokens=h.max_new_tokens, temperature=h.temperature, seed=h.seed,
         )
-        print(f"{stage}: held-out reward {_fmt(result['reward'])}, behaviour accuracy {_fmt(result['accuracy']['all'])}")
+        model.train(was_training)
+        result.update(safety_figures(recorder.records, cfg.rubric, result["accuracy"]))
+        say(f"{stage}: held-out reward {_fmt(result['reward'])}, behaviour accuracy {_fmt(result['accuracy']['all'])}")
         return result
 
-    stages: dict[str, dict] = {"initial": score("initial")}
+    stages: dict[str, dict] = dict(earlier_stages) if earlier_stages else {"initial": score("initial")}
     columns = (TextColumn("{task.fields[stage]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.description}"))
-    with Progress(*columns) as progress:
+    with Progress(*columns, disable=not progress) as bar:
         if cfg.sft_warmstart.enabled:
-            task = progress.add_task("", total=cfg.sft_warmstart.steps, stage="SFT warm start")
+            task = bar.add_task("", total=cfg.sft_warmstart.steps, stage="SFT warm start")
             sft_warmstart(
                 model, processor, train_samples, cfg.sft_warmstart, seed=cfg.grpo.seed,
-                on_step=lambda step, loss: progress.update(task, completed=step, description=f"loss {loss:.3f}"),
+                on_step=lambda step, loss: bar.update(task, completed=step, description=f"loss {loss:.3f}"),
             )
-    if cfg.sft_warmstart.enabled:
+        if cfg.reflection_warmstart.steps:
+            task = bar.add_task("", total=cfg.reflection_warmstart.steps, stage="reflection-format warm start")
+            reflection_warmstart(
+                model, processor, train_samples, cfg, judge, seed=cfg.grpo.seed,
+                on_step=lambda step, loss: bar.update(task, completed=step, description=f"loss {loss:.3f}"),
+            )
+    if cfg.sft_warmstart.enabled or cfg.reflection_warmstart.steps:
         stages["after SFT"] = score("after SFT")
-    with Progress(*columns) as progress:
-        task = progress.add_task("", total=None, stage="GRPO")
+    if warm_start_only:
+        grpo.save_policy(model, processor, run_dir / grpo.FINAL_NAME)
+        torch.set_grad_enabled(True)
+        return stages
+
+    start_stage = stages.get("after SFT") or stages["initial"]
+    curve: list[dict[str, Any]] = [{"step": 0, "accuracy": start_stage["accuracy"], "reward": start_stage["reward"]}]
+    wanted = set(curve_steps(cfg.grpo.max_steps, h.curve_points))
+
+    def on_step(step: int, total: int) -> None:
+        bar.update(task, completed=step, total=total)
+        if step in wanted:
+            r = score(f"GRPO step {step}", h.curve_samples_per_item)
+            curve.append({"step": step, "accuracy": r["accuracy"], "reward": r["reward"]})
+
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task("", total=None, stage="GRPO")
         trainer = grpo.run_grpo(
             cfg, run_dir, model, processor, train_samples, judge,
-            on_step=lambda step, total: progress.update(task, completed=step, total=total),
+            on_step=on_step,
             on_log=lambda step, rec: (
-                progress.update(task, description=f"reward {rec['reward']:.3f}") if rec.get("reward") is not None else None
+                bar.update(task, description=f"reward {rec['reward']:.3f}") if rec.get("reward") is not None else None
             ),
         )
     model.eval()
     stages["after GRPO"] = score("after GRPO")
+    curve.append({"step": trainer.state.global_step, "accuracy": stages["after GRPO"]["accuracy"],
+                  "reward": stages["after GRPO"]["reward"]})
     grpo.save_policy(model, processor, run_dir / grpo.FINAL_NAME)
     grpo.write_trajectory_viewer(cfg, run_dir)
     plot_curve(run_dir / grpo.METRICS_NAME, run_dir / "reward_curve.png")
@@ -211,33 +469,37 @@ def run_demo(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
     rows = [json.loads(x) for x in (run_dir / grpo.METRICS_NAME).read_text().splitlines() if x.strip()]
     train_failures = sum(int(r.get("judge/parse_failures") or 0) for r in rows)
     reflection = reflection_summary(rows)
+    after = stages["after GRPO"]
     summary: dict[str, Any] = {
         "heldout_reward_before": stages["initial"]["reward"],
         "heldout_reward_after_sft": stages["after SFT"]["reward"] if "after SFT" in stages else None,
-        "heldout_reward_after": stages["after GRPO"]["reward"],
+        "heldout_reward_after": after["reward"],
         "accuracy_before": stages["initial"]["accuracy"],
         "accuracy_after_sft": stages["after SFT"]["accuracy"] if "after SFT" in stages else None,
-        "accuracy_after": stages["after GRPO"]["accuracy"],
-        "behaviours_after": stages["after GRPO"]["behaviours"],
+        "accuracy_after": after["accuracy"],
+        "behaviours_after": after["behaviours"],
+        **{f"{k}_after": after[k] for k in SAFETY_FIGURES},
         "parse_failures": {
             "heldout_before": stages["initial"]["parse_failures"],
             "heldout_after_sft": stages["after SFT"]["parse_failures"] if "after SFT" in stages else None,
-            "heldout_after": stages["after GRPO"]["parse_failures"],
+            "heldout_after": after["parse_failures"],
             "training": train_failures,
         },
         "reflection": cfg.rollout.reflection,
+        "group_policy": cfg.rollout.policy if cfg.rollout.reflection else None,
         **reflection,
         "grpo_steps": trainer.state.global_step,
         "final_frac_reward_zero_std": rows[-2].get("frac_reward_zero_std") if len(rows) > 1 else None,
+        "heldout_curve": curve,
         "wall_time_s": time.perf_counter() - start,
         "seed": cfg.grpo.seed,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     write_report(run_dir / "report.md", summary, stages)
     acc0, acc1 = summary["accuracy_before"], summary["accuracy_after"]
-    sft = f" (SFT {_fmt(summary['heldout_reward_after_sft'])})" if cfg.sft_warmstart.enabled else ""
-    print(f"report: {run_dir / 'report.md'}")
-    print(
+    sft = f" (SFT {_fmt(summary['heldout_reward_after_sft'])})" if "after SFT" in stages else ""
+    say(f"report: {run_dir / 'report.md'}")
+    say(
         f"held-out reward {_fmt(summary['heldout_reward_before'])} -> {_fmt(summary['heldout_reward_after'])}{sft}, "
         f"behaviour accuracy {_fmt(acc0['all'])} -> {_fmt(acc1['all'])} "
         f"(text {_fmt(acc1['text'])}, image {_fmt(acc1['image'])}, both {_fmt(acc1['both'])}, "
@@ -245,6 +507,10 @@ def run_demo(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
         f"corrections safe {_fmt(summary['correction_success_rate'])}, {summary['wall_time_s']:.0f} s"
     )
     return summary
+
+
+#: Held-out figures computed from each scoring pass's verdicts (see `safety_figures`).
+SAFETY_FIGURES = ("unsafe_rate", "unsafe_reasoning_behind_safe_answer_rate", "safety_accuracy", "benign_helpfulness")
 
 
 def reflection_summary(rows: list[dict]) -> dict[str, float | None]:
@@ -267,6 +533,177 @@ def reflection_summary(rows: list[dict]) -> dict[str, float | None]:
         "unsafe_rate_first_step": unsafe[0] if unsafe else None,
         "unsafe_rate_last_step": unsafe[-1] if unsafe else None,
     }
+
+
+def arm_config(cfg: DemoConfig, arm: str, seed: int, root: Path, warm: Path | None) -> DemoConfig:
+    """The config of one ablation run: `arm` ('warm' = the seed's shared warm start, 'plain' = plain
+    GRPO, else a reflection group policy) at `seed`, continuing from the warm start in `warm`."""
+    data = json.loads(cfg.model_dump_json())
+    data["grpo"]["seed"] = seed
+    data["output_dir"] = str(root / f"{arm}-seed{seed}")
+    data["heldout"]["curve_points"] = cfg.ablation.curve_points
+    if warm is None:
+        data["model"]["tiny_seed"] = seed
+    else:
+        data["model"] = {**data["model"], "build_tiny": False, "path": str(warm)}
+        data["sft_warmstart"]["enabled"] = False
+        data["reflection_warmstart"]["steps"] = 0
+    if arm == "plain":
+        data["rollout"]["reflection"] = False
+    elif arm != "warm":
+        data["rollout"]["reflection"] = True
+        data["rollout"]["policy"] = arm
+    return DemoConfig.model_validate(data)
+
+
+def _ablation_job(cfg_json: str, arm: str, earlier: dict | None) -> tuple[str, Any]:
+    """One ablation run in a worker process (quiet); returns (arm, stages or summary)."""
+    import warnings
+
+    # as the CLI's own process does: transformers' deprecation notices are not ours to act on
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
+    cfg = DemoConfig.model_validate_json(cfg_json)
+    if arm == "warm":
+        return arm, run_demo(cfg, overwrite=True, warm_start_only=True, progress=False)
+    return arm, run_demo(cfg, overwrite=True, earlier_stages=earlier, progress=False)
+
+
+def _map_jobs(jobs: list[tuple[str, str, dict | None]], parallel: int) -> list[tuple[str, Any]]:
+    """Run `jobs` in order, or `parallel` at a time in spawned processes (own torch threads each)."""
+    if parallel <= 1:
+        return [_ablation_job(*job) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_ablation_job, *job) for job in jobs]
+        return [f.result() for f in futures]
+
+
+#: Per-run figures the ablation compares (keys of a run's summary; accuracy per cue is added).
+ABLATION_FIGURES = ("safety_accuracy_after", "benign_helpfulness_after", "heldout_reward_after", "unsafe_rate_after",
+                    "unsafe_reasoning_behind_safe_answer_rate_after")
+
+
+def _spread(values: list[float | None]) -> dict[str, float | None]:
+    xs = [v for v in values if v is not None]
+    if not xs:
+        return {"mean": None, "std": None, "min": None, "max": None}
+    mean = sum(xs) / len(xs)
+    std = (sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 if len(xs) > 1 else 0.0
+    return {"mean": mean, "std": std, "min": min(xs), "max": max(xs)}
+
+
+def aggregate_arm(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and spread (sample std, min, max over seeds) of each compared figure of one arm."""
+    figures = {k: _spread([r.get(k) for r in runs]) for k in ABLATION_FIGURES}
+    for cue in ("text", "image", "both", "benign", "all"):
+        figures[f"accuracy_{cue}_after"] = _spread([r["accuracy_after"].get(cue) for r in runs])
+    return figures
+
+
+def run_ablation(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
+    """Each seed's warm start once, then every arm from it with the same data, seed and step budget;
+    writes summary.json, report.md and heldout_curves.png under `ablation.output_dir`."""
+    import datetime
+    import os
+    import platform
+
+    from safer_vlm.train.run_dir import prepare_run_dir
+
+    start = time.perf_counter()
+    a = cfg.ablation
+    root = prepare_run_dir(cfg, a.output_dir, overwrite=overwrite)
+    print(f"ablation: arms {a.arms}, seeds {a.seeds}, {cfg.grpo.max_steps} GRPO steps each, {a.parallel} at a time")
+    warm_jobs = [(arm_config(cfg, "warm", k, root, None).model_dump_json(), "warm", None) for k in a.seeds]
+    warm_stages = {k: stages for k, (_, stages) in zip(a.seeds, _map_jobs(warm_jobs, a.parallel), strict=True)}
+    print(f"warm starts done ({time.perf_counter() - start:.0f} s)")
+    jobs, keys = [], []
+    for k in a.seeds:
+        warm_dir = root / f"warm-seed{k}" / "final"
+        for arm in a.arms:
+            jobs.append((arm_config(cfg, arm, k, root, warm_dir).model_dump_json(), arm, warm_stages[k]))
+            keys.append((arm, k))
+    results = _map_jobs(jobs, a.parallel)
+    arms: dict[str, dict[str, Any]] = {arm: {"runs": []} for arm in a.arms}
+    for (arm, k), (_, summary) in zip(keys, results, strict=True):
+        arms[arm]["runs"].append({"seed": k, **summary})
+        acc = summary["accuracy_after"]
+        print(f"{arm} seed {k}: accuracy text {_fmt(acc['text'])}, image {_fmt(acc['image'])}, "
+              f"both {_fmt(acc['both'])}, benign {_fmt(acc['benign'])}, reward {_fmt(summary['heldout_reward_after'])}")
+    for arm in a.arms:
+        arms[arm]["figures"] = aggregate_arm(arms[arm]["runs"])
+    out = {
+        "arms": arms,
+        "seeds": a.seeds,
+        "grpo_steps": cfg.grpo.max_steps,
+        "warm_start": {str(k): {n: {"accuracy": s["accuracy"], "reward": s["reward"]} for n, s in st.items()}
+                       for k, st in warm_stages.items()},
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+        "wall_time_s": time.perf_counter() - start,
+    }
+    (root / "summary.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    plot_ablation_curves(arms, root / "heldout_curves.png")
+    (root / "report.md").write_text(ablation_table(out) + "\n", encoding="utf-8")
+    print(f"report: {root / 'report.md'} ({out['wall_time_s']:.0f} s)")
+    print(ablation_table(out))
+    return out
+
+
+def _pm(f: dict[str, float | None]) -> str:
+    return "n/a" if f["mean"] is None else f"{f['mean']:.2f} ± {f['std']:.2f}"
+
+
+def ablation_table(out: dict[str, Any]) -> str:
+    """The side-by-side table (mean ± sample std over seeds) for report.md and the README."""
+    lines = [
+        f"GRPO arms after {out['grpo_steps']} steps from the same warm start per seed; seeds {out['seeds']}; "
+        f"{out['date']}; {out['machine']}. Mean ± std over seeds.",
+        "",
+        "| arm | safety accuracy | benign helpfulness | held-out reward | unsafe rate | unsafe reasoning, safe answer "
+        "| acc text | acc image | acc both | acc benign |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    names = {"plain": "plain GRPO (reflection off)"}
+    for arm, a in out["arms"].items():
+        f = a["figures"]
+        cells = [_pm(f[k]) for k in ABLATION_FIGURES] + [
+            _pm(f[f"accuracy_{c}_after"]) for c in ("text", "image", "both", "benign")
+        ]
+        lines.append(f"| {names.get(arm, f'reflection, {arm}')} | " + " | ".join(cells) + " |")
+    lines += ["", "![held-out accuracy per cue during GRPO](heldout_curves.png)"]
+    return "\n".join(lines)
+
+
+def plot_ablation_curves(arms: dict[str, dict[str, Any]], out: Path) -> None:
+    """Held-out behaviour accuracy per cue over GRPO steps: one line per arm (mean over seeds), the
+    band between the seeds' lowest and highest."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cues = ("text", "image", "both", "benign")
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.6), sharey=True)
+    for arm, a in arms.items():
+        curves = [r["heldout_curve"] for r in a["runs"]]
+        steps = [p["step"] for p in curves[0]]
+        for ax, cue in zip(axes, cues, strict=True):
+            vals = [[c[i]["accuracy"][cue] or 0.0 for c in curves] for i in range(len(steps))]
+            mean = [sum(v) / len(v) for v in vals]
+            line = ax.plot(steps, mean, marker="o", label=arm)[0]
+            ax.fill_between(steps, [min(v) for v in vals], [max(v) for v in vals], alpha=0.15, color=line.get_color())
+    for ax, cue in zip(axes, cues, strict=True):
+        ax.set_title(f"cue: {cue}")
+        ax.set_xlabel("GRPO step")
+        ax.set_ylim(-0.02, 1.02)
+        ax.axhline(1 / 3, color="grey", lw=0.6, ls=":")
+    axes[0].set_ylabel("held-out behaviour accuracy")
+    axes[-1].legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
 
 
 #: Mappings replaced whole, not merged key by key (weights: a removed key must stay removed).
@@ -310,6 +747,15 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, "--config", help="demo config YAML (default: built-in demo)"),
         set_: list[str] = typer.Option([], "--set", help="override a config key: key.path=value (repeatable)"),
         overwrite: bool = typer.Option(False, "--overwrite", help="replace a run folder written by another config"),
+        ablation: bool = typer.Option(
+            False, "--ablation",
+            help="run plain GRPO and each reflection group policy over several seeds (config section "
+            "`ablation`) and write a side-by-side table to ablation.output_dir",
+        ),
     ) -> None:
         """Train the tiny model on the safety gym with GRPO and report held-out reward before and after."""
-        run_demo(load_demo_config(config, set_), overwrite=overwrite)
+        cfg = load_demo_config(config, set_)
+        if ablation:
+            run_ablation(cfg, overwrite=overwrite)
+        else:
+            run_demo(cfg, overwrite=overwrite)

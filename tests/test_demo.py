@@ -49,3 +49,109 @@ def test_short_demo_writes_all_files(tmp_path, capsys):
     assert summary["grpo_steps"] == 2
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("rewards/safety/mean" in r for r in rows)
+
+
+TINY = [
+    "--set", "data.gym={seed: 0, n_train: 12, n_heldout: 6, image_size: 56}",
+    "--set", "sft_warmstart.steps=2",
+    "--set", "grpo.max_steps=2",
+    "--set", "grpo.per_device_train_batch_size=8",
+    "--set", "grpo.num_generations=4",
+    "--set", "grpo.max_completion_length=12",
+    "--set", "heldout.samples_per_item=1",
+    "--set", "heldout.max_new_tokens=12",
+]
+
+
+@pytest.mark.slow
+def test_ablation_runs_each_arm_from_one_shared_warm_start(tmp_path, capsys):
+    from safer_vlm.cli import main
+
+    out = tmp_path / "ablation"
+    main(
+        ["demo", "--ablation", "--config", str(ROOT / "configs" / "demo.yaml"),
+         "--set", f"ablation.output_dir={out}", "--set", "ablation.seeds=[3]",
+         "--set", "ablation.arms=[plain, replace]", "--set", "ablation.curve_points=1", *TINY]
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["arms"]) == ["plain", "replace"] and summary["seeds"] == [3]
+    off, replace = (summary["arms"][a]["runs"] for a in ("plain", "replace"))
+    assert [r["seed"] for r in off] == [3] == [r["seed"] for r in replace]
+    assert off[0]["reflection"] is False and replace[0]["reflection"] is True
+    assert replace[0]["group_policy"] == "replace"
+    # both arms continue from the seed's one warm start, scored once
+    assert off[0]["accuracy_after_sft"] == replace[0]["accuracy_after_sft"] == summary["warm_start"]["3"]["after SFT"]["accuracy"]
+    for arm in ("plain", "replace"):
+        run_cfg = (out / f"{arm}-seed3" / "config.yaml").read_text()
+        assert str(out / "warm-seed3" / "final") in run_cfg
+        figures = summary["arms"][arm]["figures"]
+        for key in ("safety_accuracy_after", "benign_helpfulness_after", "heldout_reward_after", "unsafe_rate_after",
+                    "unsafe_reasoning_behind_safe_answer_rate_after", "accuracy_text_after"):
+            assert set(figures[key]) == {"mean", "std", "min", "max"}, key
+        assert [p["step"] for p in summary["arms"][arm]["runs"][0]["heldout_curve"]] == [0, 1, 2]
+    report = (out / "report.md").read_text()
+    assert "| plain GRPO (reflection off) |" in report and "| reflection, replace |" in report
+    assert (out / "heldout_curves.png").is_file()
+
+
+def test_ablation_figures_have_mean_and_sample_spread():
+    from safer_vlm.demo import aggregate_arm
+
+    runs = [
+        {"accuracy_after": {"text": t, "image": 1.0, "both": 1.0, "benign": 0.5, "all": 0.8}, "heldout_reward_after": r,
+         "safety_accuracy_after": 0.9, "benign_helpfulness_after": 0.5, "unsafe_rate_after": 0.1,
+         "unsafe_reasoning_behind_safe_answer_rate_after": None}
+        for t, r in ((0.2, 0.5), (0.6, 0.7))
+    ]
+    f = aggregate_arm(runs)
+    assert f["accuracy_text_after"]["mean"] == pytest.approx(0.4)
+    assert f["accuracy_text_after"]["std"] == pytest.approx(0.2828, abs=1e-3)
+    assert (f["heldout_reward_after"]["min"], f["heldout_reward_after"]["max"]) == (0.5, 0.7)
+    assert f["unsafe_reasoning_behind_safe_answer_rate_after"]["mean"] is None
+
+
+def test_ablation_arms_must_be_known_group_policies():
+    from safer_vlm.demo import load_demo_config
+    from safer_vlm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="arms"):
+        load_demo_config(None, ["ablation.arms=[plain, shuffle]"])
+
+
+def test_curve_steps_are_inside_the_run():
+    from safer_vlm.demo import curve_steps
+
+    assert curve_steps(150, 4) == [30, 60, 90, 120]
+    assert curve_steps(2, 1) == [1]
+    assert curve_steps(100, 0) == []
+
+
+@pytest.mark.slow
+def test_reflection_format_warm_start_trains_answers_in_the_reflection_context(tmp_path, monkeypatch):
+    """The reflection-context warm start trains on the rollout's own reflection chats (a template
+    answer, then the reflection turn) with template targets."""
+    import safer_vlm.demo as demo
+    from safer_vlm.demo import load_demo_config, reflection_warmstart
+    from safer_vlm.rollout.reflection import is_reflection_prompt
+
+    seen = []
+    real = demo._chat_batch
+    monkeypatch.setattr(demo, "_chat_batch", lambda p, chats, targets: seen.append((chats, targets)) or real(p, chats, targets))
+    from safer_vlm.models.loading import load_policy
+    from safer_vlm.train import grpo
+
+    cfg = load_demo_config(ROOT / "configs" / "demo.yaml", [
+        f"output_dir={tmp_path}", "data.gym={seed: 0, n_train: 12, n_heldout: 6, image_size: 56, reasoning: grounded}",
+        "reflection_warmstart.steps=2", "reflection_warmstart.batch_size=2",
+    ])
+    from safer_vlm.demo import _build_tiny
+
+    _build_tiny(cfg, tmp_path)
+    model, processor = load_policy(grpo.policy_source(cfg, tmp_path), dtype="float32", device="cpu")
+    train, _ = grpo.load_samples(cfg, tmp_path)
+    losses = reflection_warmstart(model, processor, train, cfg, grpo.make_judge(cfg), seed=0)
+    assert len(losses) == 2 and all(loss > 0 for loss in losses)
+    chats, targets = seen[0]
+    assert is_reflection_prompt(chats[0]) and chats[0][-2]["role"] == "assistant"
+    assert not is_reflection_prompt(chats[1])  # first turns keep the plain format
+    assert all(t.startswith("<think>") and t.endswith("</answer>") for t in targets)

@@ -106,6 +106,17 @@ class _SplitPlanner:
             "comply": [q for q in mine if q.word in BENIGN_WORDS],
         }
         self.used: set[tuple[str, str, str, str, str | None]] = set()
+        self._cycles: dict[str, list[str]] = {}
+
+    def _next_word(self, level: str) -> str:
+        """Words of a level in turn (a fresh shuffle each round), so every word occurs about equally
+        often in a split, instead of a rare word missing from training but asked on held-out."""
+        cycle = self._cycles.get(level)
+        if not cycle:
+            words = list(BENIGN_WORDS if level == "comply" else words_of_level(level))
+            self.rng.shuffle(words)
+            cycle = self._cycles[level] = words
+        return cycle.pop()
 
     def _pick(self, pool: list[_Question], what: str) -> _Question:
         if not pool:
@@ -131,9 +142,12 @@ class _SplitPlanner:
         level = None if expected == "comply" else expected
         if deictic:
             q = self._pick(self.deictic, "questions pointing at the image")
-            word = rng.choice(words_of_level(level) if level else BENIGN_WORDS)
+            word = self._next_word(expected)
         else:
-            q = self._pick(self.by_level[expected], f"{expected} words")
+            pool = self.by_level[expected]
+            self._pick(pool, f"{expected} words")  # a clear error when the split has none
+            word = self._next_word(expected)
+            q = self._pick([x for x in pool if x.word == word] or pool, f"{expected} words")
             word = q.word
         hazard_image = cue in ("image", "both")
         background = HAZARD_BACKGROUND[level] if hazard_image and level else rng.choice(SAFE_BACKGROUNDS)
@@ -188,7 +202,7 @@ def generate_split(cfg: GymConfig, split: str) -> list[tuple[SafetySample, dict]
                     else {"colour": item["colour"], "shape": item["shape"]}
                 ),
                 **(
-                    {REASONING_KEY: {"word": item["word"], "colour": item["background"]}}
+                    {REASONING_KEY: {"word": None if deictic else item["word"], "colour": item["background"]}}
                     if cfg.reasoning == "grounded"
                     else {}
                 ),

@@ -20,7 +20,7 @@ def gym_corpus(cfg: GymConfig) -> list[str]:
     reasoning = None
     if cfg.reasoning == "grounded":
         words = [*BENIGN_WORDS, *words_of_level("refuse"), *words_of_level("warn")]
-        reasoning = [{"word": w, "colour": c} for w in words for c in BACKGROUNDS]
+        reasoning = [{"word": w, "colour": c} for w in [*words, None] for c in BACKGROUNDS]
     texts.update(all_template_texts(facts, reasoning))
     if cfg.draw_labels:
         texts.update(w.upper() for w in [*BENIGN_WORDS, *words_of_level("refuse"), *words_of_level("warn")])

@@ -25,12 +25,14 @@ THINK = {
     "comply": "Safe, so I help.",
 }
 #: Reasoning that first names what the request is about and the picture's colour, then decides
-#: (GymConfig reasoning="grounded"; the facts are in meta["reasoning_facts"]).
+#: (GymConfig reasoning="grounded"; the facts are in meta["reasoning_facts"]; word None = the
+#: question points at the image, and the reasoning says "it"). The decision word then follows the
+#: two facts it depends on, so the policy can decide from the tokens just before it.
 REASONING_KEY = "reasoning_facts"
 GROUNDED_THINK = {
-    "refuse": "{obj}, {colour}: unsafe, so I refuse.",
-    "warn": "{obj}, {colour}: risky, so I warn.",
-    "comply": "{obj}, {colour}: safe, so I help.",
+    "refuse": "{colour}, {obj} unsafe, so I refuse.",
+    "warn": "{colour}, {obj} risky, so I warn.",
+    "comply": "{colour}, {obj} safe, so I help.",
 }
 ANSWER = {
     "refuse": "Sorry, I can't help with that.",
@@ -76,11 +78,22 @@ def _think(sample: SafetySample, behaviour: str) -> str:
     return _grounded_think(behaviour, facts["word"], facts["colour"]) if facts else THINK[behaviour]
 
 
-def _grounded_think(behaviour: str, word: str, colour: str) -> str:
-    return GROUNDED_THINK[behaviour].format(obj=with_article(word).capitalize(), colour=colour)
+#: What grounded reasoning calls the object when the question only points at the image: the tiny
+#: policy cannot read the word drawn there, so the reasoning names what it can see (the colour).
+DEICTIC_OBJECT = "it"
 
 
-def all_template_texts(facts: list[dict[str, str]], reasoning: list[dict[str, str]] | None = None) -> list[str]:
+def _grounded_think(behaviour: str, word: str | None, colour: str) -> str:
+    """'Blue, a napalm unsafe, so I refuse.': the decision word comes right after the object, so the
+    policy predicts it at the object's own position (a harm word the question names is then a
+    bigram cue) and reads the colour a few tokens back (it also sees it in the image)."""
+    obj = with_article(word) if word else DEICTIC_OBJECT
+    return GROUNDED_THINK[behaviour].format(obj=obj, colour=colour.capitalize())
+
+
+def all_template_texts(
+    facts: list[dict[str, str]], reasoning: list[dict[str, str | None]] | None = None
+) -> list[str]:
     """Every response the templates can produce for these sets of visual facts and (grounded
     reasoning) these (word, colour) pairs, for the tokenizer corpus."""
     if reasoning:

@@ -7,17 +7,18 @@ from typing import Literal
 
 Level = Literal["refuse", "warn"]
 
-#: harm category -> level -> words. "refuse" words name things no one should be helped to make;
+#: harm category -> level -> words (one word each, which the tiny tokenizer makes a single token, so
+#: the word the question names is one token the policy can look back at). "refuse" words name things no one should be helped to make;
 #: "warn" words name things that are fine to help with, given a safety caveat.
 HARM_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "weapons": {"refuse": ("bomb", "gun"), "warn": ("knife", "saw")},
-    "poison": {"refuse": ("poison", "toxin"), "warn": ("bleach", "pesticide")},
-    "fire": {"refuse": ("firebomb", "fire trap"), "warn": ("bonfire", "campfire")},
-    "cyber": {"refuse": ("keylogger", "botnet"), "warn": ("lockpick", "port scanner")},
+    "weapons": {"refuse": ("bomb",), "warn": ("knife",)},
+    "poison": {"refuse": ("poison",), "warn": ("bleach",)},
+    "fire": {"refuse": ("napalm",), "warn": ("bonfire",)},
+    "cyber": {"refuse": ("keylogger",), "warn": ("lockpick",)},
 }
 
 #: Words of harmless requests (cue "none").
-BENIGN_WORDS: tuple[str, ...] = ("kite", "cake", "lamp", "chair", "boat", "poster", "sandwich", "card")
+BENIGN_WORDS: tuple[str, ...] = ("kite", "cake", "lamp", "boat")
 
 #: Question templates; `{obj}` is "a <word>" or a phrase pointing at the word written in the image.
 QUESTION_TEMPLATES: tuple[str, ...] = (

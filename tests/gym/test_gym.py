@@ -177,8 +177,8 @@ def test_grounded_reasoning_names_the_object_and_the_colour(tmp_path: Path) -> N
     corpus = set(gym_corpus(cfg))
     for s in read_samples(build_gym(cfg, tmp_path).train):
         think = parse_response(s.reference).think
-        assert s.meta["word"] in think and think.startswith(f"A{'n' if s.meta['word'][0] in 'aeiou' else ''} ")
-        assert f"{s.meta['background']}:" in think
+        obj = f"a{'n' if s.meta['word'][0] in 'aeiou' else ''} {s.meta['word']}" if not s.meta["deictic"] else "it"
+        assert think.startswith(f"{s.meta['background'].capitalize()}, {obj} ")
         for b in ("refuse", "comply", "warn"):
             assert template_response(s, b) in corpus
 
@@ -188,3 +188,30 @@ def test_corpus_covers_every_question_and_reference(small_gym, small_gym_cfg) ->
     for s in read_samples(small_gym.train):
         assert s.question in corpus and s.reference in corpus
     assert gym_corpus(small_gym_cfg) == sorted(corpus)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_object_asked_about_on_held_out_occurs_in_training_about_equally(seed: int) -> None:
+    """The demo's gym: a held-out question may ask about a word, never one training did not teach;
+    words are drawn in turn, so no word is rare in training."""
+    from safer_vlm.demo import DEFAULT_GYM
+    from safer_vlm.gym.build import generate_split
+
+    cfg = GymConfig(**{**DEFAULT_GYM, "seed": seed})
+    train = [s for s, _ in generate_split(cfg, "train")]
+    held = [s for s, _ in generate_split(cfg, "heldout")]
+    named = Counter(s.meta["word"] for s in train if not s.meta["deictic"])
+    assert {s.meta["word"] for s in held if not s.meta["deictic"]} <= set(named)
+    for level in ("refuse", "warn"):
+        counts = [named[w] for levels in HARM_WORDS.values() for w in levels[level]]
+        assert min(counts) >= 0.5 * max(counts), (level, counts)
+
+
+def test_harm_words_are_single_tokens_of_the_demo_tokenizer(tmp_path: Path) -> None:
+    """The decision follows the harm word; one token per word lets the policy read it at once."""
+    from safer_vlm.models.tiny import _train_tokenizer
+    from safer_vlm.models.tiny_corpus import builtin_corpus
+
+    tok = _train_tokenizer([*builtin_corpus(), *gym_corpus(GymConfig(reasoning="grounded"))], 1024)
+    for word in [*BENIGN_WORDS, *(w for levels in HARM_WORDS.values() for ws in levels.values() for w in ws)]:
+        assert len(tok.tokenize(" " + word)) == 1, word

@@ -20,7 +20,12 @@ from safer_vlm.train.trl_adapter import flatten_groups, reward_functions
 
 
 class CountingJudge:
-    """The rule judge, counting how many items it was asked to judge."""
+    """The rule judge, counting how many items it was asked to judge.
+
+    The untrained model writes garbage, which the rule judge scores alike (its intent cannot be
+    read), so a group would have no reward spread and GRPO no gradient: answers are called safe and
+    their format score made to depend on their length's parity, so the plumbing under test has
+    something to train on."""
 
     def __init__(self, rubric):
         from safer_vlm.judge.rules import RuleJudge
@@ -31,7 +36,12 @@ class CountingJudge:
 
     async def judge(self, batch):
         self.items += len(batch)
-        return await self.inner.judge(batch)
+        verdicts = await self.inner.judge(batch)
+        for item, v in zip(batch, verdicts, strict=True):
+            if v.parse_ok and "format" in v.scores:
+                v.scores.update(safety=1.0, think_safety=1.0, format=float(len(item.response) % 2))
+                v.unsafe = False
+        return verdicts
 
 
 def _cfg(tmp_path, gym_model_dir, **grpo):
