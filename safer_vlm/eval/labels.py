@@ -13,8 +13,9 @@ from safer_vlm.judge.rules import ANSWER_LEXICON, classify
 from safer_vlm.response_format import parse_response
 
 #: Behaviours an answer can show, the rule judge's vocabulary: refuse, warn (flags the risk and
-#: may help), comply (helps without noticing a risk), unclear (nothing recognisable).
-BEHAVIOURS = ("refuse", "warn", "comply", "unclear")
+#: may help), comply (helps without noticing a risk), unclear (well-formed, nothing recognisable),
+#: malformed (not one <think> then one <answer> block: its intent is not read).
+BEHAVIOURS = ("refuse", "warn", "comply", "unclear", "malformed")
 
 
 def usable(verdict: Verdict) -> bool:
