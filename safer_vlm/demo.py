@@ -264,54 +264,22 @@ def safety_figures(records: list[tuple[Any, Any]], rubric: Any, accuracy: dict[s
     }
 
 
-def _chat_batch(processor: Any, chats: list[list[dict]], targets: list[str]) -> dict[str, Any]:
-    """Model inputs for chat + target sequences, labels on the target and its end token only (as
-    `sft.supervised_batch`, for chats that are not one sample's first turn)."""
-    import torch
-
-    from safer_vlm.generation.messages import processor_inputs
-
-    tok = processor.tokenizer
-    eos_id = tok.convert_tokens_to_ids("<|im_end|>")
-    enc = processor_inputs(processor, chats)
-    ids, mask = enc["input_ids"], enc["attention_mask"]
-    rows, labels = [], []
-    for i, target in enumerate(targets):
-        prompt = ids[i][mask[i].bool()].tolist()
-        answer = tok(target, add_special_tokens=False)["input_ids"] + [eos_id]
-        rows.append(prompt + answer)
-        labels.append([-100] * len(prompt) + answer)
-    width = max(len(r) for r in rows)
-    batch = {
-        "input_ids": torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows]),
-        "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
-        "labels": torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels]),
-    }
-    for k, v in enc.items():
-        if k not in batch and not (hasattr(v, "shape") and tuple(v.shape) == tuple(ids.shape)):
-            batch[k] = v  # pixel values and image grids; per-token extras are not needed on CPU
-    return batch
-
-
 def reflection_warmstart(model: Any, processor: Any, samples: list, cfg: DemoConfig, judge: Any, *, seed: int,
                          on_step: Any = None) -> list[float]:
     """The format-only warm start in the reflection context (see ReflectionWarmstart)."""
     import random
-
-    import torch
 
     from safer_vlm.generation.base import GenRequest
     from safer_vlm.generation.messages import build_messages
     from safer_vlm.gym.responses import RESPONSE_BEHAVIOURS, template_response
     from safer_vlm.judge.base import JudgeItem, judge_blocking
     from safer_vlm.rollout.reflection import build_reflection_messages
+    from safer_vlm.train.sft import chat_batch, supervised_steps
 
     sec = cfg.reflection_warmstart
     rng = random.Random(f"reflection-warmstart:{seed}")
-    optimiser = torch.optim.AdamW(model.parameters(), lr=sec.learning_rate, weight_decay=0.0)
-    model.train()
-    losses: list[float] = []
-    for step in range(sec.steps):
+
+    def next_batch(_: int) -> dict[str, Any]:
         batch_samples = [rng.choice(samples) for _ in range(sec.batch_size)]
         first = [template_response(x, rng.choice(RESPONSE_BEHAVIOURS)) for x in batch_samples]
         verdicts = judge_blocking(judge, [JudgeItem(x, a) for x, a in zip(batch_samples, first, strict=True)])
@@ -323,17 +291,9 @@ def reflection_warmstart(model: Any, processor: Any, samples: list, cfg: DemoCon
             for i, (x, a, v) in enumerate(zip(batch_samples, first, verdicts, strict=True))
         ]
         targets = [template_response(x, rng.choice(RESPONSE_BEHAVIOURS)) for x in batch_samples]
-        batch = {k: v.to(next(model.parameters()).device) for k, v in _chat_batch(processor, chats, targets).items()}
-        loss = model(**batch).loss
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimiser.step()
-        losses.append(float(loss.detach()))
-        if on_step is not None:
-            on_step(step + 1, losses[-1])
-    model.eval()
-    return losses
+        return chat_batch(processor, chats, targets)
+
+    return supervised_steps(model, sec.steps, sec.learning_rate, next_batch, on_step)
 
 
 def curve_steps(max_steps: int, points: int) -> list[int]:

@@ -130,13 +130,13 @@ def test_curve_steps_are_inside_the_run():
 def test_reflection_format_warm_start_trains_answers_in_the_reflection_context(tmp_path, monkeypatch):
     """The reflection-context warm start trains on the rollout's own reflection chats (a template
     answer, then the reflection turn) with template targets."""
-    import safer_vlm.demo as demo
+    import safer_vlm.train.sft as sft
     from safer_vlm.demo import load_demo_config, reflection_warmstart
     from safer_vlm.rollout.reflection import is_reflection_prompt
 
     seen = []
-    real = demo._chat_batch
-    monkeypatch.setattr(demo, "_chat_batch", lambda p, chats, targets: seen.append((chats, targets)) or real(p, chats, targets))
+    real = sft.chat_batch
+    monkeypatch.setattr(sft, "chat_batch", lambda p, chats, targets: seen.append((chats, targets)) or real(p, chats, targets))
     from safer_vlm.models.loading import load_policy
     from safer_vlm.train import grpo
 

@@ -18,18 +18,25 @@ BEHAVIOURS = ("refuse", "comply", "warn")
 
 
 def supervised_batch(processor: Any, samples: list[SafetySample], targets: list[str]) -> dict[str, Any]:
-    """Model inputs for prompt + target sequences; labels cover only the target and its end token.
+    """Model inputs for each sample's first turn + its target (see `chat_batch`)."""
+    from safer_vlm.generation.base import GenRequest
+    from safer_vlm.generation.messages import build_messages
 
-    The prompt is encoded exactly as the generators encode it (image tokens expanded), and the target
+    return chat_batch(processor, [build_messages(GenRequest(sample=s)) for s in samples], targets)
+
+
+def chat_batch(processor: Any, chats: list[list[dict]], targets: list[str]) -> dict[str, Any]:
+    """Model inputs for chat + target sequences; labels cover only the target and its end token.
+
+    The chat is encoded exactly as the generators encode it (image tokens expanded), and the target
     tokens are appended after it, as generation would produce them."""
     import torch
 
-    from safer_vlm.generation.base import GenRequest
-    from safer_vlm.generation.messages import build_messages, processor_inputs
+    from safer_vlm.generation.messages import processor_inputs
 
     tok = processor.tokenizer
     eos_id = tok.convert_tokens_to_ids("<|im_end|>")
-    enc = processor_inputs(processor, [build_messages(GenRequest(sample=s)) for s in samples])
+    enc = processor_inputs(processor, chats)
     ids, mask = enc["input_ids"], enc["attention_mask"]
     per_token = [k for k, v in enc.items() if k not in ("input_ids", "attention_mask") and _per_token(v, ids)]
     rows, labels, extras = [], [], {k: [] for k in per_token}
@@ -56,6 +63,35 @@ def supervised_batch(processor: Any, samples: list[SafetySample], targets: list[
     return batch
 
 
+def supervised_steps(
+    model: Any,
+    steps: int,
+    learning_rate: float,
+    next_batch: Callable[[int], dict[str, Any]],
+    on_step: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """`steps` AdamW steps (clipped at norm 1) on `next_batch(step)`; returns every step's loss.
+    Both warm starts (first turns here, reflection turns in the demo) share this loop."""
+    import torch
+
+    device = next(model.parameters()).device
+    optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    model.train()
+    losses: list[float] = []
+    for step in range(steps):
+        batch = {k: v.to(device) for k, v in next_batch(step).items()}
+        loss = model(**batch).loss
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        losses.append(float(loss.detach()))
+        if on_step is not None:
+            on_step(step + 1, losses[-1])
+    model.eval()
+    return losses
+
+
 def _per_token(value: Any, ids: Any) -> bool:
     return hasattr(value, "shape") and tuple(value.shape) == tuple(ids.shape)
 
@@ -70,30 +106,17 @@ def sft_warmstart(
     on_step: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Train `model` in place on template responses; returns the loss of every step."""
-    import torch
-
     from safer_vlm.gym.responses import template_response
 
     rng = random.Random(seed)
-    device = next(model.parameters()).device
-    optimiser = torch.optim.AdamW(model.parameters(), lr=section.learning_rate, weight_decay=0.0)
-    model.train()
-    losses: list[float] = []
-    for step in range(section.steps):
+
+    def next_batch(_: int) -> dict[str, Any]:
         batch_samples = [rng.choice(samples) for _ in range(section.batch_size)]
         behaviours = [
             rng.choice(BEHAVIOURS) if section.behaviour == "random" or s.expected is None else s.expected
             for s in batch_samples
         ]
         targets = [template_response(s, b) for s, b in zip(batch_samples, behaviours, strict=True)]
-        batch = {k: v.to(device) for k, v in supervised_batch(processor, batch_samples, targets).items()}
-        loss = model(**batch).loss
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimiser.step()
-        losses.append(float(loss.detach()))
-        if on_step is not None:
-            on_step(step + 1, losses[-1])
-    model.eval()
-    return losses
+        return supervised_batch(processor, batch_samples, targets)
+
+    return supervised_steps(model, section.steps, section.learning_rate, next_batch, on_step)
