@@ -26,14 +26,7 @@ def test_short_demo_writes_all_files(tmp_path, capsys):
             "demo",
             "--config", str(ROOT / "configs" / "demo.yaml"),
             "--set", f"output_dir={out}",
-            "--set", "data.gym={seed: 0, n_train: 12, n_heldout: 6, image_size: 56}",
-            "--set", "sft_warmstart.steps=2",
-            "--set", "grpo.max_steps=2",
-            "--set", "grpo.per_device_train_batch_size=8",
-            "--set", "grpo.num_generations=4",
-            "--set", "grpo.max_completion_length=12",
-            "--set", "heldout.samples_per_item=1",
-            "--set", "heldout.max_new_tokens=12",
+            *TINY,
         ]
     )
     last = capsys.readouterr().out.strip().splitlines()[-1]
