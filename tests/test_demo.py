@@ -88,7 +88,7 @@ def test_ablation_runs_each_arm_from_one_shared_warm_start(tmp_path, capsys):
 
 
 def test_ablation_figures_have_mean_and_sample_spread():
-    from safer_vlm.demo import aggregate_arm
+    from safer_vlm.demo_ablation import aggregate_arm
 
     runs = [
         {"accuracy_after": {"text": t, "image": 1.0, "both": 1.0, "benign": 0.5, "all": 0.8}, "heldout_reward_after": r,
