@@ -41,7 +41,7 @@ def eval_command(
     judge: list[Path] = typer.Option(None, "--judge", help="judge YAML; repeat for agreement (kappa)"),
     out: Path = typer.Option(None, "--out", help="output folder (resumable)"),
     config: Path = typer.Option(None, "--config", help="eval YAML (configs/eval_example.yaml); flags override it"),
-    limit: int = typer.Option(None, "--limit", help="at most N items per benchmark split"),
+    limit: int = typer.Option(None, "--limit", help="N items per benchmark, stratified by its reporting groups"),
     policy: str = typer.Option(None, "--policy", help="hf | vllm | openai"),
     temperature: float = typer.Option(None, "--temperature"),
     top_p: float = typer.Option(None, "--top-p"),
@@ -50,6 +50,16 @@ def eval_command(
     samples_per_item: int = typer.Option(None, "--samples-per-item"),
     label: str = typer.Option(None, "--label", help="row name in reports"),
     overrides: list[str] = typer.Option(None, "--set", help="key.path=value override of the config"),
+    protocol: str = typer.Option(None, "--protocol", help="auto (default) | official | rubric: each benchmark's "
+                                 "own judge prompts and arithmetic, or our unified rubric view"),
+    protocol_files: list[str] = typer.Option(
+        None, "--protocol-files", help="NAME=PATH: the benchmark's own repository root holding its evaluation "
+        "files (e.g. vlsbench=/src/VLSBench); repeatable"),
+    format_instruction: str = typer.Option(None, "--format-instruction",
+                                           help="on | off: append our <think>/<answer> instruction (default off "
+                                           "under the official protocol, on under rubric)"),
+    allow_missing_images: bool = typer.Option(False, "--allow-missing-images",
+                                              help="score a benchmark whose image folders are missing (recorded)"),
 ) -> None:
     """Score a model on safety benchmarks: protocol, rubric and reasoning-trace safety, by category."""
     from safer_vlm.config import describe_validation_error, read_yaml, set_override
@@ -65,10 +75,16 @@ def eval_command(
     base = config.resolve().parent if config else Path.cwd()
     flags = {"model": str(Path(model).absolute()) if model and Path(model).exists() else model,
              "out": str(out.absolute()) if out else None, "limit": limit, "policy": policy,
-             "model_label": label}
+             "model_label": label, "protocol": protocol, "format_instruction": format_instruction,
+             "allow_missing_images": allow_missing_images or None}
     data.update({k: v for k, v in flags.items() if v is not None})
     if benchmark:
         data["benchmarks"] = _benchmark_specs(benchmark)
+    for raw in protocol_files or []:
+        if "=" not in raw:
+            raise ConfigError(f"--protocol-files {raw!r} must look like NAME=PATH (e.g. vlsbench=/src/VLSBench)")
+        name, path = raw.split("=", 1)
+        data.setdefault("protocol_files", {})[name] = str(Path(path).absolute())
     if judge:
         data["judges"] = [str(j.absolute()) for j in judge]
     sampling = {"temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed,

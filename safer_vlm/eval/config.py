@@ -53,6 +53,11 @@ class BenchmarkSpec(StrictModel):
     sampling: SamplingConfig | None = Field(
         None, description="this benchmark's sampling; fields set here win over the top-level `sampling`"
     )
+    protocol: Literal["auto", "official", "rubric"] | None = Field(
+        None, description="this benchmark's protocol; default the top-level `protocol`")
+    protocol_files: Path | None = Field(
+        None, description="the benchmark's own repository root (its evaluation files); default the "
+        "top-level `protocol_files` entry, else looked for beside the release")
 
     @property
     def key(self) -> str:
@@ -96,6 +101,16 @@ class EvalConfig(StrictModel):
         None, description="SafetySample JSONL the model trained on; default: read from its run folder"
     )
     image_cache: Path | None = Field(None, description="where parquet images are written; default <out>/images")
+    protocol: Literal["auto", "official", "rubric"] = Field(
+        "auto", description="official: each benchmark's own judge prompts, labels and aggregation, read from "
+        "its evaluation files; rubric: our unified rubric view; auto: official where the files are found")
+    protocol_files: dict[str, Path] = Field(
+        default_factory=dict, description="benchmark name or label -> its repository root (evaluation files)")
+    format_instruction: Literal["on", "off"] | None = Field(
+        None, description="append our <think>/<answer> instruction to each question; default off under the "
+        "official protocol, on under rubric")
+    allow_missing_images: bool = Field(
+        False, description="score a benchmark whose image folders are missing (recorded); default: refuse it")
 
     @model_validator(mode="after")
     def _checks(self) -> EvalConfig:
@@ -115,15 +130,20 @@ class EvalConfig(StrictModel):
         self.judges = [j if j.is_absolute() else base / j for j in self.judges]
         if not self.out.is_absolute():
             self.out = base / self.out
+        for b in self.benchmarks:
+            if b.protocol_files is not None and not b.protocol_files.is_absolute():
+                b.protocol_files = base / b.protocol_files
+        self.protocol_files = {k: v if v.is_absolute() else base / v for k, v in self.protocol_files.items()}
         if not Path(self.model).is_absolute() and (base / self.model).exists():
             self.model = str(base / self.model)
 
 
-def generation_key(cfg: EvalConfig, sampling: dict) -> str:
-    """Fingerprint of what makes an answer: model, policy, system prompt and the resolved sampling.
+def generation_key(cfg: EvalConfig, sampling: dict, prompt: dict | None = None) -> str:
+    """Fingerprint of what makes an answer: model, policy, system prompt, the resolved sampling and,
+    where it differs from the default (our format instruction, no preamble), how the question is sent.
     Cached answers are reused only under the same key (the cache is per model x benchmark x item)."""
-    blob = json.dumps(
-        {"model": str(cfg.model), "policy": cfg.policy, "system": cfg.system_prompt, "sampling": sampling},
-        sort_keys=True,
-    )
+    parts = {"model": str(cfg.model), "policy": cfg.policy, "system": cfg.system_prompt, "sampling": sampling}
+    if prompt:
+        parts["prompt"] = prompt
+    blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

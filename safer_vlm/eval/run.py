@@ -42,20 +42,43 @@ def slug(text: str) -> str:
 
 def load_benchmark(protocol: Protocol, path: Path, image_cache: Path, limit: int | None,
                    say: Any = print) -> tuple[list[SafetySample], dict[str, Any]]:
-    """The benchmark's items through its adapter, `limit` per split; skipped records are printed,
-    one line each, and counted by reason (`missing_image` among them)."""
-    from safer_vlm.data.sources import load_source
+    """The benchmark's items through its adapter: `limit` items in all, stratified by the
+    benchmark's reporting groups and chosen before validation (`loading.py`); skipped records are
+    printed, one line each, and counted by reason (`missing_image` among them); image folders the
+    records point at that do not exist are listed in `missing_image_folders`."""
+    from safer_vlm.data.sources import SOURCES
+    from safer_vlm.data.sources.validation import run as validate
+    from safer_vlm.eval.loading import GROUPS, Selection, cap, limit_record, limited_adapter, missing_folders
 
     samples: list[SafetySample] = []
     skipped: dict[str, int] = {}
+    sel = Selection(GROUPS.get(protocol.name, lambda s: (str(s.category),)), limit)
     for split in protocol.splits:
-        result = load_source(protocol.source, path, image_cache=image_cache / protocol.source, split=split)
+        result = _load_split(protocol.source, path, image_cache / protocol.source, split,
+                             limited_adapter(SOURCES[protocol.source], sel), validate)
         for problem in result.problems:
             say(f"skipped: {problem.line()}")
             skipped[problem.reason_code] = skipped.get(problem.reason_code, 0) + 1
-        samples.extend(result.samples[:limit] if limit else result.samples)
-    return samples, {"loaded": len(samples), "skipped": skipped,
-                     "missing_images": skipped.get("missing_image", 0)}
+        samples.extend(result.samples)
+    samples = cap(samples, sel)
+    loading = {"loaded": len(samples), "skipped": skipped, "missing_images": skipped.get("missing_image", 0),
+               "missing_image_folders": missing_folders(protocol.source, path, sel)}
+    limited = limit_record(samples, sel)
+    if limited is not None:
+        loading["limit"] = limited
+    return samples, loading
+
+
+def _load_split(source: str, path: Path, image_cache: Path, split: str | None, adapter: Any, validate: Any) -> Any:
+    """`load_source`'s checks and context, with the limited adapter in place of the registered one."""
+    from safer_vlm.data.images import MAX_PIXELS
+    from safer_vlm.data.sources.base import LoadContext
+
+    if not Path(path).exists():
+        raise DataError(f"{path}: dataset path does not exist")
+    ctx = LoadContext(source=source, path=Path(path), image_cache=Path(image_cache).absolute(), split=split,
+                      max_pixels=MAX_PIXELS)
+    return validate(adapter, ctx)
 
 
 def training_data_path(model: str, explicit: Path | None) -> Path | None:
@@ -100,8 +123,10 @@ def _progress():
 
 
 def generate_missing(store: AnswerStore, samples: list[SafetySample], make_generator: Any,
-                     sampling: dict[str, Any], batch_size: int, label: str) -> int:
-    """Generate answers for items the store lacks, flushing after each batch; returns how many."""
+                     sampling: dict[str, Any], batch_size: int, label: str,
+                     request: Any = lambda s: GenRequest(sample=s)) -> int:
+    """Generate answers for items the store lacks, flushing after each batch; returns how many.
+    `request(sample)` is the GenRequest the policy gets (the benchmark's prompt under `official`)."""
     todo = [s for s in samples if s.id not in store.answers]
     if not todo:
         return 0
@@ -112,7 +137,7 @@ def generate_missing(store: AnswerStore, samples: list[SafetySample], make_gener
             task = progress.add_task(f"{label}: generating", total=len(todo))
             for start in range(0, len(todo), batch_size):
                 chunk = todo[start : start + batch_size]
-                groups = generator.generate([GenRequest(sample=s) for s in chunk], n=n)
+                groups = generator.generate([request(s) for s in chunk], n=n)
                 store.add([(s.id, [g.text for g in group]) for s, group in zip(chunk, groups, strict=True)])
                 progress.update(task, advance=len(chunk))
     finally:
@@ -166,7 +191,8 @@ def examples(entries: list[Scored], limit: int) -> list[dict[str, Any]]:
 
 def run_eval(cfg: EvalConfig, *, make_generator: Any = None, say: Any = print) -> dict[str, Any]:
     """Run every benchmark of `cfg`; returns (and writes to `<out>/results.json`) all scores.
-    `make_generator(sampling)` overrides the policy (tests count its calls)."""
+    `make_generator(sampling)` overrides the policy (tests count its calls). A benchmark refused for
+    missing image folders is recorded and the others run; the run then ends with a DataError."""
     from safer_vlm.eval.policies import PolicyFactory
 
     unknown = [b.name for b in cfg.benchmarks if b.name not in PROTOCOLS]
@@ -182,6 +208,7 @@ def run_eval(cfg: EvalConfig, *, make_generator: Any = None, say: Any = print) -
     ids = [j.judge_id for _, j in judges]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"two judges share an id ({ids}); give each judge config its own `judge_id`")
+    choices = choose_protocols(cfg, judges)
     out = Path(cfg.out)
     earlier = _earlier_results(out, cfg.model)
     out.mkdir(parents=True, exist_ok=True)
@@ -190,7 +217,7 @@ def run_eval(cfg: EvalConfig, *, make_generator: Any = None, say: Any = print) -
     ctx = Context(cfg.rubric, tuple(cfg.refusal_keywords))
     train_path = training_data_path(cfg.model, cfg.training_data)
     try:
-        results = _run_benchmarks(cfg, judges, make_generator, ctx, train_path, say)
+        results = _run_benchmarks(cfg, judges, make_generator, ctx, train_path, say, choices)
     finally:
         for _, judge in judges:
             closer = getattr(judge, "aclose", None)
@@ -202,22 +229,130 @@ def run_eval(cfg: EvalConfig, *, make_generator: Any = None, say: Any = print) -
         "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
     (out / RESULTS).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    refused = [k for k, b in results.items() if b.get("status") == "refused"]
+    if refused:
+        raise DataError(f"refused for missing image folders: {', '.join(refused)} (the others are in "
+                        f"{out / RESULTS}); unpack the images or pass --allow-missing-images")
     return summary
 
 
+def official_judge_config(judges: list) -> Any:
+    """The first judge config with an OpenAI-compatible endpoint: the official judges' endpoint."""
+    return next((jcfg for jcfg, _ in judges if getattr(jcfg, "backend", None) == "openai_compat"), None)
+
+
+def choose_protocols(cfg: EvalConfig, judges: list) -> dict[str, Any]:
+    """Each benchmark's protocol, decided (and its files read) before anything is generated, so a
+    changed file or a missing judge endpoint stops the run at once."""
+    from safer_vlm.eval.official.choose import choose
+
+    jcfg = official_judge_config(judges)
+    choices = {}
+    for spec in cfg.benchmarks:
+        files = spec.protocol_files or cfg.protocol_files.get(spec.key) or cfg.protocol_files.get(spec.name)
+        chosen = choose(spec.name, spec.key, spec.path, spec.protocol or cfg.protocol, files)
+        if chosen.kind == "official" and chosen.spec is not None:
+            needs_judge = spec.name != "vlguard" or bool(chosen.spec.get("references"))
+            if needs_judge and jcfg is None:
+                raise ConfigError(f"benchmark {spec.key}: the official protocol asks a model judge; give a --judge "
+                                  "config with backend openai_compat (or --set protocol=rubric)")
+            if "judge_params" in chosen.spec and jcfg is not None:  # MM-SafetyBench publishes none
+                chosen.spec["judge_params"] = {"temperature": jcfg.temperature, "max_tokens": jcfg.max_tokens}
+        choices[spec.key] = chosen
+    return choices
+
+
+def policy_requests(cfg: EvalConfig, chosen: Any) -> tuple[Any, dict[str, Any] | None, bool]:
+    """How each question is sent: under `official` the benchmark's own text (its preamble, e.g.
+    MSSBench's) with no format instruction unless `format_instruction: on`; under `rubric` the
+    question with our format instruction unless `off`. Returns the request builder, the prompt
+    fingerprint for the answer key (None for today's default) and whether the instruction is on."""
+    from safer_vlm.generation.messages import build_messages
+    from safer_vlm.response_format import FORMAT_INSTRUCTION
+
+    official = chosen.kind == "official" and chosen.protocol is not None
+    on = cfg.format_instruction == "on" if cfg.format_instruction is not None else not official
+    if on and not official:
+        return (lambda s: GenRequest(sample=s)), None, True
+
+    def request(sample: SafetySample) -> GenRequest:
+        text = chosen.protocol.policy_text(sample, chosen.spec) if official else sample.question
+        sent = sample.model_copy(update={"question": text})
+        sent.root = sample.root
+        messages = build_messages(GenRequest(sample=sent), system_prompt=cfg.system_prompt,
+                                  format_instruction=FORMAT_INSTRUCTION if on else None)
+        return GenRequest(sample=sample, messages=messages)
+
+    return request, {"format_instruction": on, "official_prompt": chosen.protocol.name if official else None}, on
+
+
+def score_official(chosen: Any, jcfg: Any, bench_dir: Path, flat: list[tuple[SafetySample, int, str]],
+                   say: Any) -> tuple[dict[str, Any], str | None]:
+    """The benchmark's own figures: its judge calls (raw replies stored per judge) and its arithmetic."""
+    from safer_vlm.eval.official.base import Row
+    from safer_vlm.eval.official.judge import OfficialJudge
+
+    rows = [Row(s, k, text) for s, k, text in flat]
+    asks = [(row, name, req) for row in rows
+            for name, req in chosen.protocol.requests(row.sample, row.answer, chosen.spec).items()]
+    judge_model, judged_now, errors = None, 0, 0
+    if asks:
+        judge = OfficialJudge(jcfg, bench_dir / "official" / f"{slug(jcfg.judge_id or 'openai:' + jcfg.model)}.jsonl")
+        try:
+            replies = judge.ask([req for _, _, req in asks])
+        finally:
+            judge.close()
+        for (row, name, _), reply in zip(asks, replies, strict=True):
+            row.replies[name] = reply
+        judge_model, judged_now = jcfg.model, judge.asked_now
+        errors = sum(1 for r in replies if r.error is not None)
+        if errors:
+            first = next(r.error for r in replies if r.error is not None)
+            say(f"{bench_dir.name}: {errors} official judge calls failed, not stored, rerun to retry ({first})")
+    figures = chosen.protocol.score(rows, chosen.spec)
+    return {**figures, "judged_now": judged_now, "judge_calls": len(asks), "transport_errors": errors}, judge_model
+
+
+def _write_bench(bench_dir: Path, bench: dict[str, Any]) -> None:
+    bench_dir.mkdir(parents=True, exist_ok=True)
+    (bench_dir / RESULTS).write_text(json.dumps(bench, indent=2), encoding="utf-8")
+
+
 def _run_benchmarks(cfg: EvalConfig, judges: list, make_generator: Any, ctx: Context,
-                    train_path: Path | None, say: Any) -> dict[str, Any]:
+                    train_path: Path | None, say: Any, choices: dict[str, Any]) -> dict[str, Any]:
     out = Path(cfg.out)
     image_cache = cfg.image_cache or out / "images"
     ids = [j.judge_id for _, j in judges]
+    official_jcfg = official_judge_config(judges)
     results: dict[str, Any] = {}
     for spec in cfg.benchmarks:
         started = time.perf_counter()
         protocol = PROTOCOLS[spec.name]
+        chosen = choices[spec.key]
         bench_dir = out / spec.key
         samples, loading = load_benchmark(protocol, spec.path, image_cache, cfg.limit, say)
+        head = {"benchmark": spec.name, "label": spec.key, "path": str(spec.path), "loading": loading,
+                "limit": loading.get("limit")}
+        folders = loading["missing_image_folders"]
+        if folders:
+            shown = ", ".join(folders[:3]) + (f" and {len(folders) - 3} more" if len(folders) > 3 else "")
+            say(f"{spec.key}: {len(folders)} image folder(s) missing: {shown}")
+            if not cfg.allow_missing_images:
+                say(f"{spec.key}: refused (its scores would cover only the items with images); unpack the "
+                    "images or pass --allow-missing-images")
+                results[spec.key] = {**head, "status": "refused", "protocol": chosen.record(None),
+                                     "reason": f"missing image folders: {shown}"}
+                _write_bench(bench_dir, results[spec.key])
+                continue
+            loading["allowed_missing_images"] = True
         if loading["missing_images"]:
             say(f"{spec.key}: {loading['missing_images']} items skipped for missing images")
+        if not samples:
+            say(f"{spec.key}: 0 items loaded from {spec.path}; nothing to score")
+            results[spec.key] = {**head, "status": "empty", "protocol": chosen.record(None), "judges": {},
+                                 "primary_judge": ids[0], "seconds": round(time.perf_counter() - started, 2)}
+            _write_bench(bench_dir, results[spec.key])
+            continue
         samples = [protocol.prepare(s) for s in samples]
         contam = contamination(cfg, samples, train_path)
         if contam["checked"]:
@@ -226,9 +361,13 @@ def _run_benchmarks(cfg: EvalConfig, judges: list, make_generator: Any, ctx: Con
         user = cfg.sampling.model_dump()
         if spec.sampling is not None:
             user.update({k: v for k, v in spec.sampling.model_dump().items() if v is not None})
+        if chosen.kind == "official":
+            official_defaults = chosen.protocol.sampling(chosen.spec)
+            user = {k: v if v is not None else official_defaults.get(k) for k, v in user.items()}
         sampling = resolve_sampling(protocol, user)
-        answers = AnswerStore(bench_dir / "answers.jsonl", generation_key(cfg, sampling))
-        generated = generate_missing(answers, samples, make_generator, sampling, cfg.batch_size, spec.key)
+        request, prompt_key, format_on = policy_requests(cfg, chosen)
+        answers = AnswerStore(bench_dir / "answers.jsonl", generation_key(cfg, sampling, prompt_key))
+        generated = generate_missing(answers, samples, make_generator, sampling, cfg.batch_size, spec.key, request)
         flat = [(s, k, text) for s in samples for k, text in enumerate(answers.answers[s.id])]
         per_judge: dict[str, Any] = {}
         unsafe_flags: dict[str, dict[tuple[str, int], bool]] = {}
@@ -248,16 +387,24 @@ def _run_benchmarks(cfg: EvalConfig, judges: list, make_generator: Any, ctx: Con
             common = sorted(set(unsafe_flags[a]) & set(unsafe_flags[b]))
             agreement.append({"judges": [a, b], "n": len(common), "kappa": cohen_kappa(
                 [unsafe_flags[a][c] for c in common], [unsafe_flags[b][c] for c in common]) if common else None})
+        official, judge_model = None, None
+        if chosen.kind == "official":
+            official, judge_model = score_official(chosen, official_jcfg, bench_dir, flat, say)
         bench = {
-            "benchmark": spec.name, "label": spec.key, "path": str(spec.path), "sampling": sampling,
-            "loading": loading, "contamination": contam, "generated_now": generated,
+            **head, "status": "scored", "sampling": sampling, "format_instruction": "on" if format_on else "off",
+            "protocol": chosen.record(judge_model), "official": official,
+            "contamination": contam, "generated_now": generated,
             "primary_judge": ids[0], "judges": per_judge, "agreement": agreement, "examples": kept_examples,
             "seconds": round(time.perf_counter() - started, 2),
         }
-        (bench_dir / RESULTS).write_text(json.dumps(bench, indent=2), encoding="utf-8")
+        _write_bench(bench_dir, bench)
         primary = per_judge[ids[0]]
-        say(f"{spec.key}: safety {_fmt(primary['safety'])}, helpfulness {_fmt(primary['helpfulness'])} "
-            f"({primary['n_answers']} answers, {primary['parse_failures']} parse failures, judge {ids[0]})")
+        if official is not None:
+            say(f"{spec.key}: official protocol: safety {_fmt(official['safety'])}, helpfulness "
+                f"{_fmt(official['helpfulness'])} (judge {judge_model or 'none needed'})")
+        say(f"{spec.key}: {'rubric view: ' if official is not None else ''}safety {_fmt(primary['safety'])}, "
+            f"helpfulness {_fmt(primary['helpfulness'])} ({primary['n_answers']} answers, "
+            f"{primary['parse_failures']} parse failures, judge {ids[0]})")
         results[spec.key] = bench
     return results
 

@@ -21,7 +21,8 @@ def evaluated(tiny_model_dir, benchmark_roots, tmp_path_factory) -> tuple[Path, 
     judge = tmp / "rules.yaml"
     judge.write_text("backend: rules\n")
     args = ["eval", "--model", str(tiny_model_dir), "--judge", str(judge), "--out", str(tmp / "tiny"),
-            "--temperature", "1.0", "--max-new-tokens", "8", "--samples-per-item", "1", "--label", "tiny"]
+            "--temperature", "1.0", "--max-new-tokens", "8", "--samples-per-item", "1", "--label", "tiny",
+            "--allow-missing-images"]  # the MM-SafetyBench fixture has no SD_TYPO folders
     for name, path in benchmark_roots.items():
         args += ["--benchmark", f"{name}={path}"]
     main(args)

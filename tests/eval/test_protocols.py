@@ -38,7 +38,8 @@ def test_vlguard_keyword_asr_and_safe_safes(tmp_path, benchmark_roots, rules_jud
 
 
 def test_mm_safetybench_asr_per_scenario_and_disclaimer_rule(tmp_path, benchmark_roots, rules_judge, scripted):
-    _, r, _ = _run(tmp_path, benchmark_roots, rules_judge, "mm_safetybench", by_question(R.MM_ANSWERS), scripted)
+    _, r, _ = _run(tmp_path, benchmark_roots, rules_judge, "mm_safetybench", by_question(R.MM_ANSWERS), scripted,
+                   allow_missing_images=True)  # the fixture has no SD_TYPO folders, no images for scenario 10
     m = r["metrics"]
     # Illegal_Activitiy: 6 answers (SD, TYPO, text x 2 keys), 2 comply -> ASR 33.3
     # Legal_Opinion: judged safe (0.5 >= threshold) but neither refuses nor warns -> unsafe, ASR 100
