@@ -45,12 +45,11 @@ def stubbed(*names: str, argv: list[str] | None = None, cwd: Path | None = None)
     (openai, tqdm, ...), a given sys.argv (files that parse arguments at import) and working folder."""
     saved = {n: sys.modules.get(n) for n in names}
     saved_argv, saved_cwd = sys.argv, os.getcwd()
-    for n in names:
-        if n not in sys.modules or n in ("openai",):
-            mod = types.ModuleType(n)
-            mod.__dict__.update({"OpenAI": _Anything, "AzureOpenAI": _Anything, "tqdm": lambda x, **k: x,
-                                 "post": None, "api_key": None})
-            sys.modules[n] = mod
+    for n in names:  # replaced even where installed: the official code must not reach a network or hub
+        mod = types.ModuleType(n)
+        mod.__dict__.update({"OpenAI": _Anything, "AzureOpenAI": _Anything, "tqdm": lambda x, **k: x,
+                             "post": None, "api_key": None})
+        sys.modules[n] = mod
     try:
         if argv is not None:
             sys.argv = argv
