@@ -244,18 +244,22 @@ def official_judge_config(judges: list) -> Any:
 def choose_protocols(cfg: EvalConfig, judges: list) -> dict[str, Any]:
     """Each benchmark's protocol, decided (and its files read) before anything is generated, so a
     changed file or a missing judge endpoint stops the run at once."""
-    from safer_vlm.eval.official.choose import choose
+    from safer_vlm.eval.official.choose import Chosen, choose
 
     jcfg = official_judge_config(judges)
     choices = {}
     for spec in cfg.benchmarks:
         files = spec.protocol_files or cfg.protocol_files.get(spec.key) or cfg.protocol_files.get(spec.name)
-        chosen = choose(spec.name, spec.key, spec.path, spec.protocol or cfg.protocol, files)
+        wanted = spec.protocol or cfg.protocol
+        chosen = choose(spec.name, spec.key, spec.path, wanted, files)
         if chosen.kind == "official" and chosen.spec is not None:
             needs_judge = spec.name != "vlguard" or bool(chosen.spec.get("references"))
             if needs_judge and jcfg is None:
-                raise ConfigError(f"benchmark {spec.key}: the official protocol asks a model judge; give a --judge "
-                                  "config with backend openai_compat (or --set protocol=rubric)")
+                if wanted == "official":
+                    raise ConfigError(f"benchmark {spec.key}: the official protocol asks a model judge; give a "
+                                      "--judge config with backend openai_compat (or --protocol rubric)")
+                chosen = Chosen("rubric", note=f"rubric view: {spec.name}'s evaluation files were found, but no "
+                                "judge config has an OpenAI-compatible endpoint for its official judge")
             if "judge_params" in chosen.spec and jcfg is not None:  # MM-SafetyBench publishes none
                 chosen.spec["judge_params"] = {"temperature": jcfg.temperature, "max_tokens": jcfg.max_tokens}
         choices[spec.key] = chosen
