@@ -52,7 +52,7 @@ def choose(name: str, key: str, release: Path, wanted: str, files: Path | None) 
     roots = [Path(files)] if files is not None else candidates(release)
     root = next((r for r in roots if protocol.available(r)), None)
     if root is None:
-        if wanted == "official":
+        if wanted == "official" or files is not None:  # files the user pointed at must hold what is read
             where = str(files) if files is not None else f"{release} or the folders above it"
             raise ConfigError(f"benchmark {key}: protocol official needs {', '.join(protocol.files)} of "
                               f"{protocol.repository} under {where}; give --protocol-files {key}=REPO_ROOT")
