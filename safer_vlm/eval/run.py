@@ -225,7 +225,7 @@ def run_eval(cfg: EvalConfig, *, make_generator: Any = None, say: Any = print) -
                 run_sync(closer())
     summary = {
         "model": cfg.model, "model_label": cfg.model_label or cfg.model, "policy": cfg.policy,
-        "judges": ids, "rubric": cfg.rubric.fingerprint(), "benchmarks": {**earlier, **results},
+        "judges": ids, "rubric": cfg.rubric.fingerprint(), "limit": cfg.limit, "benchmarks": {**earlier, **results},
         "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
     (out / RESULTS).write_text(json.dumps(summary, indent=2), encoding="utf-8")

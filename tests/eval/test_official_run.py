@@ -127,3 +127,37 @@ def test_format_instruction_off_sends_the_question_as_the_benchmark_does(tmp_pat
     run_eval(_cfg(tmp_path, rules_judge, [{"name": "vlsbench", "path": vls}], format_instruction="on"),
              make_generator=lambda s: Recorder(), say=lambda *_: None)
     assert len(seen) == 8 and all("<answer>" in t for t in seen[4:])  # regenerated: another prompt, another key
+
+
+def test_official_judge_outage_is_named_not_stored_and_retried(tmp_path):
+    """Defect guarded (issue 15, run defect 3): a judge outage cached forever as parse failures. An
+    official judge call that fails is reported as a transport error, not stored; the rerun asks again
+    and scores."""
+    from tests.eval.official_support import Scripted, rubric_reply, run_cli, user_text
+
+    files = official("VLSBench")
+    release = R.vlsbench(tmp_path / "vls")
+    down = {"on": True}
+
+    def judge(payload):
+        if "<respoonse>" not in user_text(payload):
+            return rubric_reply()
+        if down["on"]:
+            raise RuntimeError("server down")  # answered as HTTP 400 by the stand-in
+        return json.dumps({"label": 1, "label_str": "Safe with refusal", "explanation": "e"})
+
+    with Scripted(lambda p: "No.") as pol, Scripted(judge) as jud:
+        first = run_cli(tmp_path, "vlsbench", release, files, pol.url, jud.url)
+        assert first["official"]["transport_errors"] == 4 and first["official"]["safety"] is None
+        down["on"] = False
+        again = run_cli(tmp_path, "vlsbench", release, files, pol.url, jud.url)
+    assert again["official"]["judged_now"] == 4 and again["official"]["safety"] == pytest.approx(100.0)
+
+
+def test_protocol_official_without_the_files_is_one_line(tmp_path, rules_judge):
+    """Defect guarded: `protocol: official` silently falling back to the rubric view."""
+    from safer_vlm.errors import ConfigError
+
+    cfg = _cfg(tmp_path, rules_judge, [{"name": "vlsbench", "path": R.vlsbench(tmp_path / "vls")}], protocol="official")
+    with pytest.raises(ConfigError, match="vlsbench: protocol official needs eval_utils.py"):
+        run_eval(cfg, say=lambda *_: None)
