@@ -34,6 +34,7 @@ from safer_vlm.judge.run import judge_all
 from safer_vlm.sync_bridge import run_sync
 
 RESULTS = "results.json"
+OFFICIAL_CHUNK = 128  # answers whose official judge calls are built, sent and stored together
 
 
 def slug(text: str) -> str:
@@ -297,24 +298,32 @@ def score_official(chosen: Any, jcfg: Any, bench_dir: Path, flat: list[tuple[Saf
     from safer_vlm.eval.official.judge import OfficialJudge
 
     rows = [Row(s, k, text) for s, k, text in flat]
-    asks = [(row, name, req) for row in rows
-            for name, req in chosen.protocol.requests(row.sample, row.answer, chosen.spec).items()]
-    judge_model, judged_now, errors = None, 0, 0
-    if asks:
-        judge = OfficialJudge(jcfg, bench_dir / "official" / f"{slug(jcfg.judge_id or 'openai:' + jcfg.model)}.jsonl")
-        try:
-            replies = judge.ask([req for _, _, req in asks])
-        finally:
+    judge_model, judged_now, errors, calls, first_error = None, 0, 0, 0, None
+    judge = None
+    try:
+        for start in range(0, len(rows), OFFICIAL_CHUNK):  # requests (with their images) built per chunk
+            asks = [(row, name, req) for row in rows[start : start + OFFICIAL_CHUNK]
+                    for name, req in chosen.protocol.requests(row.sample, row.answer, chosen.spec).items()]
+            if not asks:
+                continue
+            if judge is None:
+                judge = OfficialJudge(jcfg, bench_dir / "official" / f"{slug(jcfg.judge_id or 'openai:' + jcfg.model)}.jsonl")
+            replies = judge.ask([req for _, _, req in asks])  # stored after each chunk: a kill loses one
+            for (row, name, _), reply in zip(asks, replies, strict=True):
+                row.replies[name] = reply
+                if reply.error is not None:
+                    errors += 1
+                    first_error = first_error or reply.error
+            calls += len(asks)
+    finally:
+        if judge is not None:
             judge.close()
-        for (row, name, _), reply in zip(asks, replies, strict=True):
-            row.replies[name] = reply
+    if judge is not None:
         judge_model, judged_now = jcfg.model, judge.asked_now
-        errors = sum(1 for r in replies if r.error is not None)
-        if errors:
-            first = next(r.error for r in replies if r.error is not None)
-            say(f"{bench_dir.name}: {errors} official judge calls failed, not stored, rerun to retry ({first})")
+    if errors:
+        say(f"{bench_dir.name}: {errors} official judge calls failed, not stored, rerun to retry ({first_error})")
     figures = chosen.protocol.score(rows, chosen.spec)
-    return {**figures, "judged_now": judged_now, "judge_calls": len(asks), "transport_errors": errors}, judge_model
+    return {**figures, "judged_now": judged_now, "judge_calls": calls, "transport_errors": errors}, judge_model
 
 
 def _write_bench(bench_dir: Path, bench: dict[str, Any]) -> None:
