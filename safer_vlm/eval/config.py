@@ -119,11 +119,17 @@ class EvalConfig(StrictModel):
             self.model = str(base / self.model)
 
 
-def generation_key(cfg: EvalConfig, sampling: dict) -> str:
-    """Fingerprint of what makes an answer: model, policy, system prompt and the resolved sampling.
-    Cached answers are reused only under the same key (the cache is per model x benchmark x item)."""
+def generation_key(cfg: EvalConfig, sampling: dict, policy: dict | None = None) -> str:
+    """Fingerprint of what makes an answer, besides its prompt (hashed per item in the store):
+    the policy (`cache.policy_fingerprint`: weight and processor file hashes, or an endpoint's
+    model and URL), the system prompt, the resolved sampling and the sampler's seed scheme (one
+    seed per item and sample, so batch size is not part of it). Cached answers are reused only
+    under the same key. Without `policy`, the model is known by its name only (tests, scripts)."""
+    from safer_vlm.eval.cache import SAMPLER_VERSION
+
     blob = json.dumps(
-        {"model": str(cfg.model), "policy": cfg.policy, "system": cfg.system_prompt, "sampling": sampling},
+        {"model": str(cfg.model), "policy": cfg.policy, "weights": policy, "system": cfg.system_prompt,
+         "sampling": sampling, "sampler": SAMPLER_VERSION},
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

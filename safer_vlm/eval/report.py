@@ -33,7 +33,9 @@ def load_run(folder: Path) -> dict[str, Any]:
     path = Path(folder) / "results.json"
     if not path.is_file():
         raise DataError(f"{folder}: no results.json here; run `safer-vlm eval --out {folder}` first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    from safer_vlm.eval.cache import read_results
+
+    return read_results(path)
 
 
 def load_published(path: Path) -> list[dict[str, Any]]:

@@ -22,8 +22,10 @@ import yaml
 
 from safer_vlm.data.schema import SafetySample, read_samples
 from safer_vlm.errors import ConfigError, DataError, SaferVLMError
-from safer_vlm.eval.cache import AnswerStore, VerdictStore
+from safer_vlm.eval.cache import (AnswerStore, FileHashes, VerdictStore, failure_counts, item_prompts,
+                                  policy_fingerprint, read_results, write_json_atomic)
 from safer_vlm.eval.config import EvalConfig, generation_key
+from safer_vlm.eval.shard import Shard, current_shard
 from safer_vlm.eval.protocols import PROTOCOLS, Context, Protocol, Scored, resolve_sampling, score
 from safer_vlm.generation.base import GenRequest
 from safer_vlm.judge.agreement import cohen_kappa
@@ -100,9 +102,12 @@ def _progress():
 
 
 def generate_missing(store: AnswerStore, samples: list[SafetySample], make_generator: Any,
-                     sampling: dict[str, Any], batch_size: int, label: str) -> int:
-    """Generate answers for items the store lacks, flushing after each batch; returns how many."""
-    todo = [s for s in samples if s.id not in store.answers]
+                     sampling: dict[str, Any], batch_size: int, label: str,
+                     prompts: dict[str, str] | None = None) -> int:
+    """Generate answers for items the store lacks (or holds for another prompt), flushing after
+    each batch; returns how many."""
+    prompts = prompts or {}
+    todo = [s for s in samples if not store.has(s.id, prompts.get(s.id))]
     if not todo:
         return 0
     generator = make_generator(sampling)
@@ -113,7 +118,8 @@ def generate_missing(store: AnswerStore, samples: list[SafetySample], make_gener
             for start in range(0, len(todo), batch_size):
                 chunk = todo[start : start + batch_size]
                 groups = generator.generate([GenRequest(sample=s) for s in chunk], n=n)
-                store.add([(s.id, [g.text for g in group]) for s, group in zip(chunk, groups, strict=True)])
+                store.add([(s.id, [g.text for g in group]) for s, group in zip(chunk, groups, strict=True)],
+                          prompts)
                 progress.update(task, advance=len(chunk))
     finally:
         closer = getattr(generator, "close", None)  # an endpoint's HTTP session and loop thread
@@ -135,7 +141,10 @@ def judge_missing(store: VerdictStore, judge: Judge, judge_cfg: Any,
             chunk = todo[start : start + batch * 4]
             items = [JudgeItem(sample=s, response=r) for s, _, r in chunk]
             verdicts = run_sync(judge_all(judge, items, batch, max_in_flight(judge_cfg)))
-            store.add([(store.key(s.id, k, r), v) for (s, k, r), v in zip(chunk, verdicts, strict=True)])
+            errors = store.add([(store.key(s.id, k, r), v) for (s, k, r), v in zip(chunk, verdicts, strict=True)])
+            if errors:  # not stored: the next run asks again
+                progress.console.print(f"{label}: {len(errors)} judge transport errors (not cached; rerun to "
+                                       f"retry), e.g. {errors[0][1].error}")
             progress.update(task, advance=len(chunk))
     return len(todo)
 
@@ -184,13 +193,16 @@ def run_eval(cfg: EvalConfig, *, make_generator: Any = None, say: Any = print) -
         raise ConfigError(f"two judges share an id ({ids}); give each judge config its own `judge_id`")
     out = Path(cfg.out)
     earlier = _earlier_results(out, cfg.model)
+    shard = current_shard()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "eval_config.json").write_text(cfg.model_dump_json(indent=2), encoding="utf-8")
+    if shard.main:
+        write_json_atomic(out / "eval_config.json", json.loads(cfg.model_dump_json()))
     make_generator = make_generator or PolicyFactory(cfg).generator
     ctx = Context(cfg.rubric, tuple(cfg.refusal_keywords))
     train_path = training_data_path(cfg.model, cfg.training_data)
     try:
-        results = _run_benchmarks(cfg, judges, make_generator, ctx, train_path, say)
+        results = _run_benchmarks(cfg, judges, make_generator, ctx, train_path, say if shard.main else _silent,
+                                  shard)
     finally:
         for _, judge in judges:
             closer = getattr(judge, "aclose", None)
@@ -201,13 +213,21 @@ def run_eval(cfg: EvalConfig, *, make_generator: Any = None, say: Any = print) -
         "judges": ids, "rubric": cfg.rubric.fingerprint(), "benchmarks": {**earlier, **results},
         "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
-    (out / RESULTS).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    if shard.main:
+        write_json_atomic(out / RESULTS, summary)
     return summary
 
 
+def _silent(*_: Any) -> None:
+    return None
+
+
 def _run_benchmarks(cfg: EvalConfig, judges: list, make_generator: Any, ctx: Context,
-                    train_path: Path | None, say: Any) -> dict[str, Any]:
+                    train_path: Path | None, say: Any, shard: Shard | None = None) -> dict[str, Any]:
     out = Path(cfg.out)
+    shard = shard or Shard()
+    policy_fp = policy_fingerprint(cfg, out, save=shard.main)
+    hashes = FileHashes(out / "fingerprints.json")
     image_cache = cfg.image_cache or out / "images"
     ids = [j.judge_id for _, j in judges]
     results: dict[str, Any] = {}
@@ -227,19 +247,37 @@ def _run_benchmarks(cfg: EvalConfig, judges: list, make_generator: Any, ctx: Con
         if spec.sampling is not None:
             user.update({k: v for k, v in spec.sampling.model_dump().items() if v is not None})
         sampling = resolve_sampling(protocol, user)
-        answers = AnswerStore(bench_dir / "answers.jsonl", generation_key(cfg, sampling))
-        generated = generate_missing(answers, samples, make_generator, sampling, cfg.batch_size, spec.key)
-        flat = [(s, k, text) for s in samples for k, text in enumerate(answers.answers[s.id])]
+        answers = AnswerStore(bench_dir / "answers.jsonl", generation_key(cfg, sampling, policy_fp), shard.rank)
+        prompts = item_prompts(samples, cfg.system_prompt, hashes)
+        if shard.main:
+            hashes.save()
+        mine = shard.mine(samples)  # every rank answers and judges its own items; all when one process
+        generated = generate_missing(answers, mine, make_generator, sampling, cfg.batch_size, spec.key, prompts)
+        flat = [(s, k, text) for s in mine for k, text in enumerate(answers.answers[s.id])]
         per_judge: dict[str, Any] = {}
+        stores: dict[str, tuple[VerdictStore, int]] = {}
         unsafe_flags: dict[str, dict[tuple[str, int], bool]] = {}
         kept_examples: list[dict[str, Any]] = []
         for jcfg, judge in judges:
             store = VerdictStore(bench_dir / "verdicts" / f"{slug(judge.judge_id)}.jsonl",
-                                 judge.judge_id, cfg.rubric.fingerprint())
+                                 judge.judge_id, cfg.rubric.fingerprint(), shard.rank)
             judged = judge_missing(store, judge, jcfg, flat, spec.key)
+            stores[judge.judge_id] = (store, shard.total(judged))
+        generated = shard.total(generated)
+        shard.barrier()  # every rank's answers and verdicts are on disk
+        if not shard.main:
+            continue  # the main process merges, scores and writes
+        if shard.world > 1:
+            answers.reload()
+            flat = [(s, k, text) for s in samples for k, text in enumerate(answers.answers[s.id])]
+        for jcfg, judge in judges:
+            store, judged = stores[judge.judge_id]
+            if shard.world > 1:
+                store.reload()
             entries = [Scored(sample=s, k=k, response=r, verdict=store.verdicts[store.key(s.id, k, r)])
                        for s, k, r in flat]
-            per_judge[judge.judge_id] = {**score(protocol, entries, ctx), "judged_now": judged}
+            per_judge[judge.judge_id] = {**score(protocol, entries, ctx), **failure_counts([e.verdict for e in entries]),
+                                         "judged_now": judged}
             unsafe_flags[judge.judge_id] = {(e.sample.id, e.k): bool(e.unsafe) for e in entries if e.ok}
             if not kept_examples:
                 kept_examples = examples(entries, cfg.examples_per_benchmark)
@@ -254,10 +292,11 @@ def _run_benchmarks(cfg: EvalConfig, judges: list, make_generator: Any, ctx: Con
             "primary_judge": ids[0], "judges": per_judge, "agreement": agreement, "examples": kept_examples,
             "seconds": round(time.perf_counter() - started, 2),
         }
-        (bench_dir / RESULTS).write_text(json.dumps(bench, indent=2), encoding="utf-8")
+        write_json_atomic(bench_dir / RESULTS, bench)
         primary = per_judge[ids[0]]
         say(f"{spec.key}: safety {_fmt(primary['safety'])}, helpfulness {_fmt(primary['helpfulness'])} "
-            f"({primary['n_answers']} answers, {primary['parse_failures']} parse failures, judge {ids[0]})")
+            f"({primary['n_answers']} answers, {primary['parse_failures']} parse failures, "
+            f"{primary['transport_errors']} judge transport errors, judge {ids[0]})")
         results[spec.key] = bench
     return results
 
@@ -268,7 +307,7 @@ def _earlier_results(out: Path, model: str) -> dict[str, Any]:
     path = out / RESULTS
     if not path.is_file():
         return {}
-    earlier = json.loads(path.read_text(encoding="utf-8"))
+    earlier = read_results(path)
     if earlier.get("model") != model:
         raise ConfigError(f"{out} holds results of model {earlier.get('model')!r}, not {model!r}; "
                           "choose another --out (one folder per model)")
