@@ -22,11 +22,19 @@ import yaml
 
 from safer_vlm.data.schema import SafetySample, read_samples
 from safer_vlm.errors import ConfigError, DataError, SaferVLMError
-from safer_vlm.eval.cache import (AnswerStore, FileHashes, VerdictStore, failure_counts, item_prompts,
-                                  policy_fingerprint, read_results, write_json_atomic)
+from safer_vlm.eval.cache import (
+    AnswerStore,
+    FileHashes,
+    VerdictStore,
+    failure_counts,
+    item_prompts,
+    policy_fingerprint,
+    read_results,
+    write_json_atomic,
+)
 from safer_vlm.eval.config import EvalConfig, generation_key
-from safer_vlm.eval.shard import Shard, current_shard
 from safer_vlm.eval.protocols import PROTOCOLS, Context, Protocol, Scored, resolve_sampling, score
+from safer_vlm.eval.shard import Shard, current_shard
 from safer_vlm.generation.base import GenRequest
 from safer_vlm.judge.agreement import cohen_kappa
 from safer_vlm.judge.base import Judge, JudgeItem
@@ -270,7 +278,7 @@ def _run_benchmarks(cfg: EvalConfig, judges: list, make_generator: Any, ctx: Con
         if shard.world > 1:
             answers.reload()
             flat = [(s, k, text) for s in samples for k, text in enumerate(answers.answers[s.id])]
-        for jcfg, judge in judges:
+        for _, judge in judges:
             store, judged = stores[judge.judge_id]
             if shard.world > 1:
                 store.reload()

@@ -62,7 +62,6 @@ def current_shard(say: object = None) -> Shard:
     """The shard of this process, from the launcher's environment; joins the process group
     (gloo unless one is set up already) when there is more than one process, and says so."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
     if world <= 1:
         return Shard()
     import torch.distributed as dist
