@@ -108,7 +108,7 @@ def report_command(
     runs: list[Path] = typer.Argument(..., help="eval output folders (one row each)"),
     out: Path = typer.Option(None, "--out", help="where report.{md,json,html} go; default the first folder"),
     published: list[Path] = typer.Option(
-        None, "--published", help="published-numbers YAML (quoted rows); default configs/published/*.yaml"),
+        None, "--published", help="published-numbers YAML (quoted rows); default safer_vlm/eval/published.yaml"),
     no_published: bool = typer.Option(False, "--no-published", help="show measured rows only"),
 ) -> None:
     """The paper-shaped table (markdown, JSON, HTML with plots) from one or more eval folders."""

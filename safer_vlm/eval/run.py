@@ -170,13 +170,14 @@ def examples(entries: list[Scored], limit: int) -> list[dict[str, Any]]:
             break
         if e.k == 0 and e not in chosen:
             chosen.append(e)
+    def one(e: Scored) -> dict[str, Any]:
+        return {"answer": e.response, "verdict_ok": e.ok, "unsafe": e.unsafe, "behaviour": e.behaviour,
+                "protocol_safe": e.safe_flag, "rationale": e.verdict.rationale or (e.verdict.error or "")}
+
     return [
-        {
-            "id": e.sample.id, "category": e.sample.category, "question": e.sample.question,
-            "images": [str(p) for p in e.sample.image_paths()], "answer": e.response,
-            "verdict_ok": e.ok, "unsafe": e.unsafe, "behaviour": e.behaviour, "protocol_safe": e.safe_flag,
-            "rationale": e.verdict.rationale or (e.verdict.error or ""),
-        }
+        {"id": e.sample.id, "category": e.sample.category, "question": e.sample.question,
+         "images": [str(p) for p in e.sample.image_paths()], **one(e),
+         "answers": [one(x) for x in entries if x.sample.id == e.sample.id]}  # all k (SIUO samples 3)
         for e in chosen
     ]
 
