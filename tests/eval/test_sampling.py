@@ -61,19 +61,24 @@ def test_sampled_answers_do_not_depend_on_batch_size_or_a_resume(tmp_path, tiny_
     assert _answers(cfg.out) == runs[1]
 
 
-def test_gumbel_max_with_top_p_samples_the_filtered_tempered_softmax():
-    """The per-row sampler must draw from the same distribution as transformers' temperature +
-    top-p sampling (else "reproducible" would mean "a different sampler"): frequencies over many
+@pytest.mark.parametrize(("t", "p", "k"), [(0.8, 0.85, 0), (1.3, 1.0, 3), (1.0, 0.7, 4)])
+def test_gumbel_max_with_top_p_samples_the_filtered_tempered_softmax(t, p, k):
+    """The per-row sampler must draw from the same distribution as transformers' temperature,
+    top-k and top-p sampling (else "reproducible" would mean "a different sampler"): frequencies over many
     seeds match the nucleus of softmax(logits / T), and tokens outside the nucleus never appear."""
     import torch
-    from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+    from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
     logits = torch.tensor([[2.0, 1.5, 1.0, 0.2, -1.0, -3.0]])
-    t, p = 0.8, 0.85
-    ref = TopPLogitsWarper(p)(None, TemperatureLogitsWarper(t)(None, logits.clone())).softmax(-1)[0]
+    warped = TemperatureLogitsWarper(t)(None, logits.clone())
+    if k:
+        warped = TopKLogitsWarper(k)(None, warped)
+    if p < 1.0:
+        warped = TopPLogitsWarper(p)(None, warped)
+    ref = warped.softmax(-1)[0]
     n = 6000
     rows = logits.repeat(n, 1)
-    picks = PerRowGumbel(list(range(n)), t, p)(None, rows).argmax(-1)
+    picks = PerRowGumbel(list(range(n)), t, p, k)(None, rows).argmax(-1)
     freq = torch.bincount(picks, minlength=6).double() / n
     assert torch.all(freq[ref == 0] == 0)
     assert torch.allclose(freq, ref.double(), atol=0.02), (freq, ref)
