@@ -42,7 +42,8 @@ class PerRowGumbel:
     transformers applies them (same order), then Gumbel noise drawn from each row's own seeded
     `torch.Generator`; the argmax of `logits / T + Gumbel` is an exact sample from the (filtered)
     tempered softmax (the Gumbel-max trick). Each row's stream depends only on its item's seed, so
-    an answer does not change with batch size, batch order or a resume."""
+    an answer does not change with batch size, batch order or a resume (on the same device kind:
+    CPU and CUDA generators give different streams)."""
 
     def __init__(self, seeds: list[int], temperature: float, top_p: float, top_k: int = 0) -> None:
         import torch
@@ -50,7 +51,8 @@ class PerRowGumbel:
         self.temperature = temperature
         self.top_p = top_p
         self.top_k = top_k
-        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.seeds = list(seeds)
+        self.generators: list[torch.Generator] = []  # made on the logits' device at the first step
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
@@ -66,9 +68,12 @@ class PerRowGumbel:
             drop_sorted[..., -1:] = False  # keep at least the most likely token
             drop = drop_sorted.scatter(-1, order, drop_sorted)
             logits = logits.masked_fill(drop, float("-inf"))
+        if not self.generators:  # one stream per row, on the device (no host round trip per step)
+            self.generators = [torch.Generator(device=logits.device).manual_seed(s) for s in self.seeds]
         uniform = torch.stack([
-            torch.rand(logits.shape[-1], generator=g, dtype=torch.float64) for g in self.generators
-        ]).to(logits.device)
+            torch.rand(logits.shape[-1], generator=g, dtype=torch.float64, device=logits.device)
+            for g in self.generators
+        ])
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-300, 1.0 - 1e-16)))
         return (logits.double() + gumbel).to(scores.dtype)
 

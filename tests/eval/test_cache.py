@@ -229,3 +229,21 @@ def test_ctrl_c_in_eval_says_what_is_saved_and_the_resume_command(tmp_path, benc
     err = capsys.readouterr().err
     assert "jsonl: answers for 2 items" in err
     assert f"resume with the same command: safer-vlm eval --model m --benchmark jsonl={benchmark_roots['jsonl']}" in err
+
+
+def test_an_endpoint_serving_another_model_regenerates(tmp_path, benchmark_roots, rules_judge, scripted):
+    """Defect: for policy=openai the key held only `model` (the label/path), so pointing the eval
+    at another served model or another endpoint reused the first one's answers."""
+    def cfg(model, url):
+        return _cfg(tmp_path, "my-policy", benchmark_roots["jsonl"], rules_judge, policy="openai",
+                    endpoint={"base_url": url, "model": model})
+
+    run_eval(cfg("served-a", "http://a:8000/v1"), make_generator=lambda s: scripted(_answer), say=_quiet)
+    same = scripted(_answer)
+    run_eval(cfg("served-a", "http://a:8000/v1"), make_generator=lambda s: same, say=_quiet)
+    assert same.calls == 0
+    other_model = scripted(_answer)
+    run_eval(cfg("served-b", "http://a:8000/v1"), make_generator=lambda s: other_model, say=_quiet)
+    other_host = scripted(_answer)
+    run_eval(cfg("served-a", "http://b:8000/v1"), make_generator=lambda s: other_host, say=_quiet)
+    assert len(other_model.items) == 5 and len(other_host.items) == 5
