@@ -205,7 +205,7 @@ def notes(columns: list[str], rows: list[dict[str, Any]]) -> list[str]:
             out.append(f"{row['label']}: {', '.join(row['not_averaged'])} shown but not averaged (not in every row).")
         if row.get("limits"):
             out.append(f"{row['label']}: limited run, not the full benchmark: "
-                       + ", ".join(f"{c} at most {n} items" for c, n in row["limits"].items()) + ".")
+                       + ", ".join(f"{c} {_limit_text(n)}" for c, n in row["limits"].items()) + ".")
         for c, h in (row.get("hidden") or {}).items():
             out.append(f"{row['label']}: its {c} figure (S {_f(h['safety'])}, H {_f(h['helpfulness'])}, "
                        f"{h['protocol']} protocol) is not shown: this column was measured under "
@@ -214,6 +214,16 @@ def notes(columns: list[str], rows: list[dict[str, Any]]) -> list[str]:
              for c in columns}
     out.append("Protocol per column: " + ", ".join(f"{c} {'/'.join(k) or '?'}" for c, k in kinds.items()) + ".")
     return out
+
+
+def _limit_text(limit: Any) -> str:
+    """`limit` as results.json records it: a number, or a mapping holding the number (`n`,
+    `items` or `limit`) and how it was drawn."""
+    if isinstance(limit, dict):
+        n = next((limit[k] for k in ("n", "items", "limit") if k in limit), None)
+        rest = ", ".join(f"{k} {v}" for k, v in limit.items() if k not in ("n", "items", "limit"))
+        return f"at most {n} items" + (f" ({rest})" if rest else "")
+    return f"at most {limit} items"
 
 
 def differences(columns: list[str], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -288,7 +298,7 @@ def details_markdown(columns: list[str], rows: list[dict[str, Any]]) -> list[str
             lines.append(f"| {row['label']} | {c} | {protocol_kind(b)} | {_f(d['rubric']['safety'])} | "
                          f"{_f(d['think_safety'])} | {_f(d['unsafe_reasoning_safe_answer'])} | {d['n_answers']} | "
                          f"{d['parse_failures']} | {d.get('transport_errors', '?')} | "
-                         f"{b['loading']['missing_images']} | {b.get('limit') or 'none'} | {overlap} | "
+                         f"{b['loading']['missing_images']} | {_limit_text(b['limit']) if b.get('limit') else 'none'} | {overlap} | "
                          f"{helpfulness_source(b, d)} |")
     agreement = []
     for row in rows:
