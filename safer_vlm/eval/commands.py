@@ -99,15 +99,32 @@ def eval_command(
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, str(config or "eval flags"))) from None
     cfg.resolve_paths(base)
-    run_eval(cfg)
+    try:
+        run_eval(cfg)
+    except KeyboardInterrupt:
+        _interrupted(cfg.out)
     print(f"wrote {cfg.out / 'results.json'}; next: safer-vlm report {cfg.out}")
+
+
+def _interrupted(out: Path) -> None:
+    """Ctrl-C: what is saved, and the command that resumes (the same one; stored answers are reused)."""
+    import shlex
+    import sys
+
+    from safer_vlm.eval.cache import saved_summary
+
+    saved = saved_summary(out) or [f"nothing yet in {out}"]
+    command = " ".join(shlex.quote(a) for a in ["safer-vlm", *sys.argv[1:]])
+    print("interrupted; saved so far (flushed after every batch):\n  " + "\n  ".join(saved)
+          + f"\nresume with the same command: {command}", file=sys.stderr)
+    raise typer.Exit(130)
 
 
 def report_command(
     runs: list[Path] = typer.Argument(..., help="eval output folders (one row each)"),
     out: Path = typer.Option(None, "--out", help="where report.{md,json,html} go; default the first folder"),
     published: list[Path] = typer.Option(
-        None, "--published", help="published-numbers YAML (quoted rows); default configs/published/*.yaml"),
+        None, "--published", help="published-numbers YAML (quoted rows); default safer_vlm/eval/published.yaml"),
     no_published: bool = typer.Option(False, "--no-published", help="show measured rows only"),
 ) -> None:
     """The paper-shaped table (markdown, JSON, HTML with plots) from one or more eval folders."""

@@ -138,11 +138,18 @@ class EvalConfig(StrictModel):
             self.model = str(base / self.model)
 
 
-def generation_key(cfg: EvalConfig, sampling: dict, prompt: dict | None = None) -> str:
-    """Fingerprint of what makes an answer: model, policy, system prompt, the resolved sampling and,
-    where it differs from the default (our format instruction, no preamble), how the question is sent.
-    Cached answers are reused only under the same key (the cache is per model x benchmark x item)."""
-    parts = {"model": str(cfg.model), "policy": cfg.policy, "system": cfg.system_prompt, "sampling": sampling}
+def generation_key(cfg: EvalConfig, sampling: dict, prompt: dict | None = None,
+                   policy: dict | None = None) -> str:
+    """Fingerprint of what makes an answer, besides its prompt (hashed per item in the store):
+    the policy (`cache.policy_fingerprint`: weight and processor file hashes, or an endpoint's
+    model and URL), the system prompt, the resolved sampling, the sampler's seed scheme (one seed
+    per item and sample, so batch size is not part of it) and, where it differs from the default
+    (our format instruction, no preamble), how the question is sent. Cached answers are reused only
+    under the same key. Without `policy`, the model is known by its name only (tests, scripts)."""
+    from safer_vlm.eval.cache import SAMPLER_VERSION
+
+    parts = {"model": str(cfg.model), "policy": cfg.policy, "weights": policy, "system": cfg.system_prompt,
+             "sampling": sampling, "sampler": SAMPLER_VERSION}
     if prompt:
         parts["prompt"] = prompt
     blob = json.dumps(parts, sort_keys=True)

@@ -22,9 +22,19 @@ import yaml
 
 from safer_vlm.data.schema import SafetySample, read_samples
 from safer_vlm.errors import ConfigError, DataError, SaferVLMError
-from safer_vlm.eval.cache import AnswerStore, VerdictStore
+from safer_vlm.eval.cache import (
+    AnswerStore,
+    FileHashes,
+    VerdictStore,
+    failure_counts,
+    item_prompts,
+    policy_fingerprint,
+    read_results,
+    write_json_atomic,
+)
 from safer_vlm.eval.config import EvalConfig, generation_key
 from safer_vlm.eval.protocols import PROTOCOLS, Context, Protocol, Scored, resolve_sampling, score
+from safer_vlm.eval.shard import Shard, current_shard
 from safer_vlm.generation.base import GenRequest
 from safer_vlm.judge.agreement import cohen_kappa
 from safer_vlm.judge.base import Judge, JudgeItem
@@ -125,10 +135,13 @@ def _progress():
 
 def generate_missing(store: AnswerStore, samples: list[SafetySample], make_generator: Any,
                      sampling: dict[str, Any], batch_size: int, label: str,
-                     request: Any = lambda s: GenRequest(sample=s)) -> int:
-    """Generate answers for items the store lacks, flushing after each batch; returns how many.
-    `request(sample)` is the GenRequest the policy gets (the benchmark's prompt under `official`)."""
-    todo = [s for s in samples if s.id not in store.answers]
+                     request: Any = lambda s: GenRequest(sample=s),
+                     prompts: dict[str, str] | None = None) -> int:
+    """Generate answers for items the store lacks (or holds for another prompt), flushing after
+    each batch; returns how many. `request(sample)` is the GenRequest the policy gets (the
+    benchmark's prompt under `official`); `prompts` the hash of each item's chat (cache.item_prompts)."""
+    prompts = prompts or {}
+    todo = [s for s in samples if not store.has(s.id, prompts.get(s.id))]
     if not todo:
         return 0
     generator = make_generator(sampling)
@@ -139,7 +152,8 @@ def generate_missing(store: AnswerStore, samples: list[SafetySample], make_gener
             for start in range(0, len(todo), batch_size):
                 chunk = todo[start : start + batch_size]
                 groups = generator.generate([request(s) for s in chunk], n=n)
-                store.add([(s.id, [g.text for g in group]) for s, group in zip(chunk, groups, strict=True)])
+                store.add([(s.id, [g.text for g in group]) for s, group in zip(chunk, groups, strict=True)],
+                          prompts)
                 progress.update(task, advance=len(chunk))
     finally:
         closer = getattr(generator, "close", None)  # an endpoint's HTTP session and loop thread
@@ -161,7 +175,10 @@ def judge_missing(store: VerdictStore, judge: Judge, judge_cfg: Any,
             chunk = todo[start : start + batch * 4]
             items = [JudgeItem(sample=s, response=r) for s, _, r in chunk]
             verdicts = run_sync(judge_all(judge, items, batch, max_in_flight(judge_cfg)))
-            store.add([(store.key(s.id, k, r), v) for (s, k, r), v in zip(chunk, verdicts, strict=True)])
+            errors = store.add([(store.key(s.id, k, r), v) for (s, k, r), v in zip(chunk, verdicts, strict=True)])
+            if errors:  # not stored: the next run asks again
+                progress.console.print(f"{label}: {len(errors)} judge transport errors (not cached; rerun to "
+                                       f"retry), e.g. {errors[0][1].error}")
             progress.update(task, advance=len(chunk))
     return len(todo)
 
@@ -179,13 +196,14 @@ def examples(entries: list[Scored], limit: int) -> list[dict[str, Any]]:
             break
         if e.k == 0 and e not in chosen:
             chosen.append(e)
+    def one(e: Scored) -> dict[str, Any]:
+        return {"answer": e.response, "verdict_ok": e.ok, "unsafe": e.unsafe, "behaviour": e.behaviour,
+                "protocol_safe": e.safe_flag, "rationale": e.verdict.rationale or (e.verdict.error or "")}
+
     return [
-        {
-            "id": e.sample.id, "category": e.sample.category, "question": e.sample.question,
-            "images": [str(p) for p in e.sample.image_paths()], "answer": e.response,
-            "verdict_ok": e.ok, "unsafe": e.unsafe, "behaviour": e.behaviour, "protocol_safe": e.safe_flag,
-            "rationale": e.verdict.rationale or (e.verdict.error or ""),
-        }
+        {"id": e.sample.id, "category": e.sample.category, "question": e.sample.question,
+         "images": [str(p) for p in e.sample.image_paths()], **one(e),
+         "answers": [one(x) for x in entries if x.sample.id == e.sample.id]}  # all k (SIUO samples 3)
         for e in chosen
     ]
 
@@ -212,13 +230,16 @@ def run_eval(cfg: EvalConfig, *, make_generator: Any = None, say: Any = print) -
     choices = choose_protocols(cfg, judges)
     out = Path(cfg.out)
     earlier = _earlier_results(out, cfg.model)
+    shard = current_shard()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "eval_config.json").write_text(cfg.model_dump_json(indent=2), encoding="utf-8")
+    if shard.main:
+        write_json_atomic(out / "eval_config.json", json.loads(cfg.model_dump_json()))
     make_generator = make_generator or PolicyFactory(cfg).generator
     ctx = Context(cfg.rubric, tuple(cfg.refusal_keywords))
     train_path = training_data_path(cfg.model, cfg.training_data)
     try:
-        results = _run_benchmarks(cfg, judges, make_generator, ctx, train_path, say, choices)
+        results = _run_benchmarks(cfg, judges, make_generator, ctx, train_path, say if shard.main else _silent,
+                                  choices, shard)
     finally:
         for _, judge in judges:
             closer = getattr(judge, "aclose", None)
@@ -229,7 +250,9 @@ def run_eval(cfg: EvalConfig, *, make_generator: Any = None, say: Any = print) -
         "judges": ids, "rubric": cfg.rubric.fingerprint(), "limit": cfg.limit, "benchmarks": {**earlier, **results},
         "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
-    (out / RESULTS).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    if not shard.main:
+        return summary
+    write_json_atomic(out / RESULTS, summary)
     refused = [k for k, b in results.items() if b.get("status") == "refused"]
     if refused:
         raise DataError(f"refused for missing image folders: {', '.join(refused)} (the others are in "
@@ -326,14 +349,23 @@ def score_official(chosen: Any, jcfg: Any, bench_dir: Path, flat: list[tuple[Saf
     return {**figures, "judged_now": judged_now, "judge_calls": calls, "transport_errors": errors}, judge_model
 
 
-def _write_bench(bench_dir: Path, bench: dict[str, Any]) -> None:
-    bench_dir.mkdir(parents=True, exist_ok=True)
-    (bench_dir / RESULTS).write_text(json.dumps(bench, indent=2), encoding="utf-8")
+def _write_bench(bench_dir: Path, bench: dict[str, Any], shard: Shard) -> None:
+    if shard.main:  # one writer under N processes
+        bench_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(bench_dir / RESULTS, bench)
+
+
+def _silent(*_: Any) -> None:
+    return None
 
 
 def _run_benchmarks(cfg: EvalConfig, judges: list, make_generator: Any, ctx: Context,
-                    train_path: Path | None, say: Any, choices: dict[str, Any]) -> dict[str, Any]:
+                    train_path: Path | None, say: Any, choices: dict[str, Any],
+                    shard: Shard | None = None) -> dict[str, Any]:
     out = Path(cfg.out)
+    shard = shard or Shard()
+    policy_fp = policy_fingerprint(cfg, out, save=shard.main)
+    hashes = FileHashes(out / "fingerprints.json")
     image_cache = cfg.image_cache or out / "images"
     ids = [j.judge_id for _, j in judges]
     official_jcfg = official_judge_config(judges)
@@ -355,7 +387,7 @@ def _run_benchmarks(cfg: EvalConfig, judges: list, make_generator: Any, ctx: Con
                     "images or pass --allow-missing-images")
                 results[spec.key] = {**head, "status": "refused", "protocol": chosen.record(None),
                                      "reason": f"missing image folders: {shown}"}
-                _write_bench(bench_dir, results[spec.key])
+                _write_bench(bench_dir, results[spec.key], shard)
                 continue
             loading["allowed_missing_images"] = True
         if loading["missing_images"]:
@@ -364,7 +396,7 @@ def _run_benchmarks(cfg: EvalConfig, judges: list, make_generator: Any, ctx: Con
             say(f"{spec.key}: 0 items loaded from {spec.path}; nothing to score")
             results[spec.key] = {**head, "status": "empty", "protocol": chosen.record(None), "judges": {},
                                  "primary_judge": ids[0], "seconds": round(time.perf_counter() - started, 2)}
-            _write_bench(bench_dir, results[spec.key])
+            _write_bench(bench_dir, results[spec.key], shard)
             continue
         samples = [protocol.prepare(s) for s in samples]
         contam = contamination(cfg, samples, train_path)
@@ -379,19 +411,39 @@ def _run_benchmarks(cfg: EvalConfig, judges: list, make_generator: Any, ctx: Con
             user = {k: v if v is not None else official_defaults.get(k) for k, v in user.items()}
         sampling = resolve_sampling(protocol, user)
         request, prompt_key, format_on = policy_requests(cfg, chosen)
-        answers = AnswerStore(bench_dir / "answers.jsonl", generation_key(cfg, sampling, prompt_key))
-        generated = generate_missing(answers, samples, make_generator, sampling, cfg.batch_size, spec.key, request)
-        flat = [(s, k, text) for s in samples for k, text in enumerate(answers.answers[s.id])]
+        answers = AnswerStore(bench_dir / "answers.jsonl", generation_key(cfg, sampling, prompt_key, policy_fp),
+                              shard.rank)
+        prompts = item_prompts(samples, cfg.system_prompt, hashes, request)
+        if shard.main:
+            hashes.save()
+        mine = shard.mine(samples)  # every rank answers and judges its own items; all when one process
+        generated = generate_missing(answers, mine, make_generator, sampling, cfg.batch_size, spec.key, request,
+                                     prompts)
+        flat = [(s, k, text) for s in mine for k, text in enumerate(answers.answers[s.id])]
         per_judge: dict[str, Any] = {}
+        stores: dict[str, tuple[VerdictStore, int]] = {}
         unsafe_flags: dict[str, dict[tuple[str, int], bool]] = {}
         kept_examples: list[dict[str, Any]] = []
         for jcfg, judge in judges:
             store = VerdictStore(bench_dir / "verdicts" / f"{slug(judge.judge_id)}.jsonl",
-                                 judge.judge_id, cfg.rubric.fingerprint())
+                                 judge.judge_id, cfg.rubric.fingerprint(), shard.rank)
             judged = judge_missing(store, judge, jcfg, flat, spec.key)
+            stores[judge.judge_id] = (store, shard.total(judged))
+        generated = shard.total(generated)
+        shard.barrier()  # every rank's answers and verdicts are on disk
+        if not shard.main:
+            continue  # the main process merges, scores and writes
+        if shard.world > 1:
+            answers.reload()
+            flat = [(s, k, text) for s in samples for k, text in enumerate(answers.answers[s.id])]
+        for _, judge in judges:
+            store, judged = stores[judge.judge_id]
+            if shard.world > 1:
+                store.reload()
             entries = [Scored(sample=s, k=k, response=r, verdict=store.verdicts[store.key(s.id, k, r)])
                        for s, k, r in flat]
-            per_judge[judge.judge_id] = {**score(protocol, entries, ctx), "judged_now": judged}
+            per_judge[judge.judge_id] = {**score(protocol, entries, ctx), **failure_counts([e.verdict for e in entries]),
+                                         "judged_now": judged}
             unsafe_flags[judge.judge_id] = {(e.sample.id, e.k): bool(e.unsafe) for e in entries if e.ok}
             if not kept_examples:
                 kept_examples = examples(entries, cfg.examples_per_benchmark)
@@ -410,14 +462,15 @@ def _run_benchmarks(cfg: EvalConfig, judges: list, make_generator: Any, ctx: Con
             "primary_judge": ids[0], "judges": per_judge, "agreement": agreement, "examples": kept_examples,
             "seconds": round(time.perf_counter() - started, 2),
         }
-        _write_bench(bench_dir, bench)
+        _write_bench(bench_dir, bench, shard)
         primary = per_judge[ids[0]]
         if official is not None:
             say(f"{spec.key}: official protocol: safety {_fmt(official['safety'])}, helpfulness "
                 f"{_fmt(official['helpfulness'])} (judge {judge_model or 'none needed'})")
         say(f"{spec.key}: {'rubric view: ' if official is not None else ''}safety {_fmt(primary['safety'])}, "
             f"helpfulness {_fmt(primary['helpfulness'])} ({primary['n_answers']} answers, "
-            f"{primary['parse_failures']} parse failures, judge {ids[0]})")
+            f"{primary['parse_failures']} parse failures, {primary['transport_errors']} judge transport errors, "
+            f"judge {ids[0]})")
         results[spec.key] = bench
     return results
 
@@ -428,7 +481,7 @@ def _earlier_results(out: Path, model: str) -> dict[str, Any]:
     path = out / RESULTS
     if not path.is_file():
         return {}
-    earlier = json.loads(path.read_text(encoding="utf-8"))
+    earlier = read_results(path)
     if earlier.get("model") != model:
         raise ConfigError(f"{out} holds results of model {earlier.get('model')!r}, not {model!r}; "
                           "choose another --out (one folder per model)")

@@ -41,7 +41,8 @@ def test_every_table_cell_of_every_benchmark_is_in_range(evaluated):
             value = measured[0]["cells"][column][metric]
             assert value is not None and 0.0 <= value <= 100.0, (column, metric, value)
     quoted = [r for r in data["rows"] if r["kind"] == "quoted"]
-    assert quoted and quoted[0]["avg_safety"] == pytest.approx(70.13)  # the paper's row, marked quoted
+    paper = next(r for r in quoted if r["label"].startswith("SaFeR-VLM-3B"))  # the paper's row, marked quoted
+    assert paper["published_average"]["safety"] == pytest.approx(70.13) and paper["avg_safety"] is None
     md = (report / "report.md").read_text()
     assert "quoted, not measured" in md and "think safety" in md
 
