@@ -94,6 +94,22 @@ def helpfulness_source(bench: dict[str, Any], scores: dict[str, Any]) -> str:
     return RUBRIC_HELPFULNESS.get(str(bench.get("benchmark")), "rubric judge: helpful rate")
 
 
+def _official_row(run: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's figures under each benchmark's official protocol (`bench["official"]`), as a row of
+    its own beside the rubric view's rows, so the two are never mixed in one cell."""
+    detail = {k: dict(b["official"]) | {"_bench": b} for k, b in run["benchmarks"].items()
+              if protocol_kind(b) == "official" and isinstance(b.get("official"), dict)}
+    if not detail:
+        return None
+    models = sorted({str((d["_bench"].get("protocol") or {}).get("judge_model") or "none") for d in detail.values()})
+    return {"label": f"{run['model_label']} (official protocol)", "kind": "measured",
+            "model": run.get("model", run["model_label"]), "judge": "official: " + ", ".join(models),
+            "primary": False, "official_view": True,
+            "cells": {k: {m: d.get(m) for m in METRICS} for k, d in detail.items()},
+            "detail": detail, "protocols": {k: "official" for k in detail},
+            "limits": {k: d["_bench"].get("limit") for k, d in detail.items() if d["_bench"].get("limit")}}
+
+
 def build_rows(runs: list[dict[str, Any]], published: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
     """(benchmark columns, rows). A row: label, kind (measured | quoted), model, judge, cells
     {bench: {safety, helpfulness}} (a cell is absent when the row did not run the benchmark, a
@@ -112,13 +128,17 @@ def build_rows(runs: list[dict[str, Any]], published: list[dict[str, Any]]) -> t
                 plain_jsonl.add(key)
     rows: list[dict[str, Any]] = []
     for run in runs:
+        official_row = _official_row(run)
+        if official_row is not None:
+            rows.append(official_row)
         for j, judge in enumerate(run["judges"]):
             label = run["model_label"] if j == 0 else f"{run['model_label']} [{judge}]"
             detail = {k: b["judges"][judge] | {"_bench": b} for k, b in run["benchmarks"].items() if judge in b["judges"]}
             cells = {k: {m: d.get(m) for m in METRICS} for k, d in detail.items()}
             rows.append({"label": label, "kind": "measured", "model": run.get("model", run["model_label"]),
                          "judge": judge, "primary": j == 0, "cells": cells, "detail": detail,
-                         "protocols": {k: protocol_kind(d["_bench"]) for k, d in detail.items()},
+                         # the judges' figures are the rubric view, also where the official protocol ran
+                         "protocols": {k: "rubric" for k in detail},
                          "limits": {k: d["_bench"].get("limit") for k, d in detail.items()
                                     if d["_bench"].get("limit")}})
     measured = [r for r in rows if r["kind"] == "measured"]
@@ -129,7 +149,7 @@ def build_rows(runs: list[dict[str, Any]], published: list[dict[str, Any]]) -> t
             v = dict(v or {})
             kind = str(v.get("protocol", pub.get("protocol", "official")))
             values = {m: v.get(m) for m in METRICS}
-            if k not in columns or column_protocol.get(k) == [kind]:
+            if k not in columns or kind in column_protocol.get(k, []):  # beside a row of the same protocol
                 cells[k] = values
             elif any(x is not None for x in values.values()):
                 hidden[k] = {"protocol": kind, "measured_under": column_protocol.get(k), **values}
@@ -286,7 +306,7 @@ def details_markdown(columns: list[str], rows: list[dict[str, Any]]) -> list[str
              "| overlap with training data | helpfulness from |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        if row["kind"] != "measured":
+        if row["kind"] != "measured" or row.get("official_view"):  # the rubric view's details
             continue
         for c in columns:
             d = row["detail"].get(c)
@@ -364,7 +384,7 @@ def plots(columns: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
     ax.set_title("safety vs helpfulness, one point per model")
     out["scatter"] = _png(fig)
 
-    measured = [r for r in rows if r["kind"] == "measured"]
+    measured = [r for r in rows if r["kind"] == "measured" and not r.get("official_view")]  # rubric figures
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(columns) * max(1, len(measured))), 3.5))
     width = 0.8 / max(1, 2 * len(measured))
     for i, row in enumerate(measured):

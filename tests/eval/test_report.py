@@ -235,8 +235,9 @@ def test_quoted_cells_only_in_columns_measured_under_the_same_protocol(tmp_path)
     pub.write_text("published:\n  - model: GPT-4V (paper)\n    benchmarks:\n"
                    "      siuo: {safety: 53.26, helpfulness: null, protocol: official}\n")
     rubric = _write(tmp_path / "a", "m", {"siuo": _bench(60.0, 50.0, name="siuo")})
-    official = _write(tmp_path / "b", "m2", {"siuo": _bench(
-        60.0, 50.0, name="siuo", protocol={"kind": "official", "files": {}, "judge_model": "gpt-4o"})})
+    official = _write(tmp_path / "b", "m2", {"siuo": {**_bench(
+        60.0, 50.0, name="siuo", protocol={"kind": "official", "files": {}, "judge_model": "gpt-4o"}),
+        "official": {"safety": 41.0, "helpfulness": 30.0}}})
     md, js, _ = write_report([rubric], tmp_path / "r1", [pub])
     paper = next(r for r in json.loads(js.read_text())["rows"] if r["kind"] == "quoted")
     assert "siuo" not in paper["cells"] and paper["hidden"]["siuo"]["safety"] == 53.26
@@ -244,6 +245,13 @@ def test_quoted_cells_only_in_columns_measured_under_the_same_protocol(tmp_path)
     _, js, _ = write_report([official], tmp_path / "r2", [pub])
     paper = next(r for r in json.loads(js.read_text())["rows"] if r["kind"] == "quoted")
     assert paper["cells"]["siuo"]["safety"] == 53.26
+    rows = json.loads(js.read_text())["rows"]
+    # the official figures are a row of their own; the judge's rubric view beside them is never
+    # labelled official (it was, so quoted official numbers sat beside rubric figures)
+    (own,) = [r for r in rows if r["kind"] == "measured" and r["protocols"].get("siuo") == "official"]
+    assert own["cells"]["siuo"] == {"safety": 41.0, "helpfulness": 30.0}
+    assert all(r["cells"]["siuo"]["safety"] == 60.0 for r in rows
+               if r["kind"] == "measured" and r["protocols"].get("siuo") == "rubric")
 
 
 def test_the_shipped_published_numbers_name_their_source_and_protocol():
