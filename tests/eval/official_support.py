@@ -35,6 +35,8 @@ def official(benchmark: str) -> Path:
     """`../shared/official-protocols/<benchmark>`, or skip the test saying why."""
     root = shared_root()
     if root is None:
+        if os.environ.get("CI") == "true":  # CI lays ../shared beside the clone: a skip there hides a gap
+            pytest.fail("../shared/official-protocols is absent under CI=true; set SAFER_VLM_SHARED")
         pytest.skip("../shared/official-protocols is absent (a bare clone); set SAFER_VLM_SHARED")
     return root / "official-protocols" / benchmark
 
