@@ -88,6 +88,6 @@ def test_factory_builds_each_backend():
 
 
 def test_rules_backend_with_an_unsupported_rubric_is_a_config_error():
-    rubric = Rubric(criteria={"safety": 1.0, "wit": 0.5}, report_only=[])
+    rubric = Rubric(criteria={"safety": 1.0, "wit": 0.5}, report_only=[], unsafe_reasoning_free=True)
     with pytest.raises(ConfigError, match="rules"):
         build_judge(RulesJudgeConfig(), rubric)
