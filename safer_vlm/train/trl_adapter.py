@@ -208,7 +208,9 @@ def _structured_reward(scored: list[dict], log_metric: Callable | None) -> list[
         log_metric("rollout/reflected_frac", reflected / max(len(rewards), 1))
         unsafe = [rec["unsafe"] for rec in scored if rec["unsafe"] is not None]
         if unsafe:
-            log_metric("judge/unsafe_rate", sum(unsafe) / len(unsafe))
+            # the rows this step trains on (group members), not the policy's originals: see
+            # rollout/originals_unsafe_rate for those
+            log_metric("judge/trained_rows_unsafe_rate", sum(unsafe) / len(unsafe))
     return rewards
 
 
