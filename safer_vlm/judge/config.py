@@ -53,6 +53,11 @@ class OpenAICompatJudgeConfig(_JudgeBase):
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="extra request fields (e.g. response_format)"
     )
+    send_images: bool = Field(
+        True,
+        description="send the sample's images with each request; false for a text-only judge model (it then "
+        "judges from the question and the response alone)",
+    )
     json_schema: bool = Field(
         True,
         description="send the rubric as `response_format: {type: json_schema}` (vLLM, SGLang and OpenAI "

@@ -118,7 +118,7 @@ class OpenAICompatJudge:
 
     def _prepare(self, item: JudgeItem, params: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         text = self.rubric.render_user_prompt(item.sample.question, item.response)
-        urls = [image_data_url(p) for p in item.image_paths]
+        urls = [image_data_url(p) for p in item.image_paths] if self.cfg.send_images else []
         content: str | list[dict[str, Any]] = text
         if urls:
             content = [{"type": "image_url", "image_url": {"url": u}} for u in urls]

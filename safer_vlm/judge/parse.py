@@ -24,7 +24,9 @@ _FALSE = {"false", "no", "n", "0"}
 _RATIONALE_KEYS = ("rationale", "reason", "reasoning", "explanation")
 _NESTED_SCORE_KEYS = ("scores", "criteria")
 _NESTED_FLAG_KEYS = ("penalties", "flags")
-_DECODER = json.JSONDecoder()
+#: strict=False: a raw control character inside a string (guided decoders let one through into a
+#: rationale) does not void an otherwise complete verdict
+_DECODER = json.JSONDecoder(strict=False)
 
 
 class _Invalid(Exception):

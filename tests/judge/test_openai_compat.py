@@ -295,3 +295,15 @@ def test_issue_17_max_tokens_below_the_longest_verdict_is_refused(server, rubric
     with pytest.raises(ConfigError, match="max_tokens 100 is below the longest verdict"):
         make_judge(server, rubric, max_tokens=100)
     make_judge(server, rubric, max_tokens=100, json_schema=False)
+
+
+def test_send_images_false_sends_the_text_alone(server, rubric, tmp_path):
+    """A text-only judge model (vLLM refuses image parts for one): `send_images: false` sends the
+    question and response as plain text; the default still sends the images."""
+    img = tmp_path / "a.png"
+    Image.new("RGB", (8, 8), "red").save(img)
+    item = make_item(1, images=["a.png"], root=tmp_path)
+    (v,) = run(make_judge(server, rubric, send_images=False), [item])
+    assert v.parse_ok and isinstance(server.bodies[-1]["messages"][1]["content"], str)
+    run(make_judge(server, rubric), [item])
+    assert isinstance(server.bodies[-1]["messages"][1]["content"], list)

@@ -271,3 +271,12 @@ def test_issue_17_the_last_complete_verdict_wins_and_reasoning_alone_is_no_verdi
     assert v.parse_ok and v.scores["safety"] == pytest.approx(8 / 9)
     v = parse_verdict(f"<think>maybe {first}", R)
     assert not v.parse_ok and "outside its <think>" in v.rationale
+
+
+def test_issue_17_a_raw_control_character_in_the_rationale_does_not_void_the_verdict():
+    """vLLM's guided decoding (xgrammar) lets a raw control character into the rationale string of a
+    complete, schema-shaped verdict; strict JSON refuses it, which made every such verdict a parse
+    failure on the real server (20 of 20). It is still the judge's verdict."""
+    reply = json.dumps(obj(safety=7))[:-1] + ', "rationale": "ok\x15\x01 then"}'
+    v = parse_verdict(reply, R)
+    assert v.parse_ok and v.scores["safety"] == pytest.approx(6 / 9) and v.rationale.startswith("ok")
