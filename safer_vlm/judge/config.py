@@ -135,6 +135,23 @@ def resolve_judge_paths(cfg: Any, base: Path) -> None:
         cfg.model_path = str(base / cfg.model_path)
 
 
+def check_verdict_budget(cfg: Any, rubric: Any) -> None:
+    """ValueError unless every OpenAI-compatible judge in `cfg` (ensemble members included) that sends
+    the rubric's schema has a `max_tokens` covering the longest verdict that schema allows."""
+    if isinstance(cfg, EnsembleJudgeConfig):
+        for member in cfg.members:
+            check_verdict_budget(member, rubric)
+        return
+    if isinstance(cfg, OpenAICompatJudgeConfig) and cfg.json_schema and "response_format" not in cfg.extra_body:
+        need = rubric.verdict_token_bound()
+        if cfg.max_tokens < need:
+            raise ValueError(
+                f"judge max_tokens {cfg.max_tokens} is below the longest verdict the rubric's schema allows "
+                f"({need} tokens, rationale up to {rubric.rationale_max_chars} characters); raise max_tokens "
+                "or lower rubric.rationale_max_chars"
+            )
+
+
 def load_judge_config(path: Path) -> Any:
     """Read a judge YAML into one of the JudgeConfig models; relative paths resolve against its folder."""
     path = Path(path)

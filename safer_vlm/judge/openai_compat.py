@@ -29,7 +29,7 @@ from safer_vlm.chat_client import (
 from safer_vlm.errors import ConfigError, SaferVLMError
 from safer_vlm.judge.base import JudgeItem, Verdict
 from safer_vlm.judge.cache import JudgeCache, cache_key
-from safer_vlm.judge.config import OpenAICompatJudgeConfig
+from safer_vlm.judge.config import OpenAICompatJudgeConfig, check_verdict_budget
 from safer_vlm.judge.parse import parse_verdict
 from safer_vlm.judge.rubric import Rubric
 
@@ -51,16 +51,13 @@ def error_verdict(judge_id: str, kind: str, reason: str) -> Verdict:
     return verdict
 
 
-def check_max_tokens(max_tokens: int, rubric: Rubric, judge_id: str) -> None:
+def check_max_tokens(cfg: OpenAICompatJudgeConfig, rubric: Rubric) -> None:
     """ConfigError unless `max_tokens` covers the longest verdict the response_format schema allows:
     below that, guided decoding could be cut mid-verdict and every such reply is a parse failure."""
-    need = rubric.verdict_token_bound()
-    if max_tokens < need:
-        raise ConfigError(
-            f"judge {judge_id}: max_tokens {max_tokens} is below the longest verdict the rubric's schema "
-            f"allows ({need} tokens, rationale up to {rubric.rationale_max_chars} characters); raise "
-            "max_tokens or lower rubric.rationale_max_chars"
-        )
+    try:
+        check_verdict_budget(cfg, rubric)
+    except ValueError as exc:
+        raise ConfigError(f"judge {cfg.judge_id or 'openai:' + cfg.model}: {exc}") from None
 
 
 class OpenAICompatJudge:
@@ -82,7 +79,7 @@ class OpenAICompatJudge:
         self._schema_params: dict[str, Any] | None = None
         self.schema_rejections = 0  # requests with response_format that the server refused (4xx)
         if cfg.json_schema and "response_format" not in cfg.extra_body:
-            check_max_tokens(cfg.max_tokens, rubric, self.judge_id)
+            check_max_tokens(cfg, rubric)
             schema = {"name": "verdict", "schema": rubric.response_schema(), "strict": True}
             self._schema_params = {**self._params, "response_format": {"type": "json_schema", "json_schema": schema}}
         self._system = rubric.render_system_prompt()
