@@ -94,12 +94,17 @@ class HFLocalJudgeConfig(_JudgeBase):
 
 class EnsembleJudgeConfig(_JudgeBase):
     """Several judges on every item. `combine` merges scores per criterion (mean, min, or majority =
-    median); `unsafe_vote` merges the unsafe and penalty flags (ties in `majority` count as set)."""
+    median); `unsafe_vote` decides each unsafe part (answer, reasoning) from the members' own
+    `Rubric.unsafe_parts`, and merges the penalty flags (ties in `majority` count as set)."""
 
     backend: Literal["ensemble"] = "ensemble"
     members: list[JudgeConfig] = Field(min_length=1)
     combine: Literal["mean", "min", "majority"] = "mean"
-    unsafe_vote: Literal["majority", "any", "all"] = "majority"
+    unsafe_vote: Literal["majority", "any", "all"] = Field(
+        "majority",
+        description="per part (answer, reasoning): unsafe when half or more (majority), any, or all of the "
+        "members that parsed find that part unsafe; the merged verdict carries exactly this decision",
+    )
     judge_id: str | None = None
 
 
