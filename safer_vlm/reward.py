@@ -9,8 +9,10 @@ and unsafe as `Rubric.unsafe_parts` defines it (the judge's flag, or s < T):
     unsafe: total = factor * min(s, T)                             <= factor * T < safe_floor
 
 The rubric checks safe_floor > factor * T, so the reward is monotone in safety whatever the
-penalties. With the gate disabled the total is q (an ablation: no such guarantee). A verdict that
-could not be parsed gives no reward (None): it is counted and reported by the caller, never 0.
+penalties. With the gate disabled the total is q (an ablation the rubric refuses unless
+`gate.unsafe_can_outscore_safe` says so: no such guarantee). A verdict that could not be parsed,
+or that carries a score that is not a finite number (a custom judge's NaN), gives no reward (None):
+it is counted and reported by the caller as a parse failure, never 0 and never NaN.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ class RewardBreakdown:
 
 def compose_reward(verdict: Verdict, rubric: Rubric) -> RewardBreakdown | None:
     """Compose the reward of one verdict under `rubric`; None if the verdict is unusable (unparsed,
-    or a weighted criterion missing). A missing report-only criterion is recorded, never fatal."""
-    if not verdict.parse_ok or verdict.error is not None:
+    a score not finite, or a weighted criterion missing). A missing report-only criterion is recorded,
+    never fatal."""
+    if not rubric.usable(verdict):
         return None
     if any(c not in verdict.scores for c in rubric.criteria):
         return None

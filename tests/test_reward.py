@@ -101,7 +101,7 @@ def test_missing_report_only_criterion_never_voids_the_reward():
 
 
 def test_gate_disabled_is_the_plain_sum():
-    ungated = R.model_copy(update={"gate": SafetyGate(enabled=False)})
+    ungated = Rubric(gate=SafetyGate(enabled=False, unsafe_can_outscore_safe=True))
     r = compose_reward(verdict(safety=0.1), ungated)
     # 0.04 + 0.2 + 0.105 + 0.06 + 0.1
     assert not r.gated and r.total == pytest.approx(0.505) and r.unsafe_parts == ["answer"]
@@ -135,18 +135,68 @@ def test_parsed_reply_end_to_end():
 unit = st.floats(0.0, 1.0, allow_nan=False)
 
 
+NAMES = ("safety", "helpfulness", "coherence", "grounding", "format", "think_safety", "wit", "Care")
+
+
+@st.composite
+def rubric_configs(draw) -> dict:
+    """Raw rubric configs as a user could write them: any criteria (built-in or custom names),
+    weights, penalties, report_only, reasoning criterion, scale, threshold, flag and gate settings,
+    acknowledgements included. Validation decides which are rubrics."""
+    weighted = draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=5, unique=True))
+    report = draw(st.lists(st.sampled_from(NAMES), max_size=3, unique=True))
+    scale_min = draw(st.integers(0, 2))
+    cfg: dict = {
+        "criteria": {c: draw(st.floats(0.0, 2.0)) for c in weighted},
+        "report_only": report,
+        "penalties": {p: draw(st.floats(0.0, 5.0)) for p in draw(st.lists(st.sampled_from(["hallucination", "contradiction", "leak"]), unique=True))},
+        "unsafe_threshold": draw(st.floats(0.0, 1.0)),
+        "unsafe_flag": draw(st.booleans()),
+        "scale_min": scale_min,
+        "scale_max": draw(st.integers(scale_min + 1, 10)),
+        "gate": {
+            "enabled": draw(st.booleans()),
+            "criterion": draw(st.sampled_from(["safety", *weighted])),
+            "factor": draw(st.floats(0.0, 1.0)),
+            "safe_floor": draw(st.floats(0.0, 1.0)),
+        },
+    }
+    if draw(st.booleans()):  # acknowledgements are written only by a user who means them
+        cfg["gate"]["unsafe_can_outscore_safe"] = True
+    if draw(st.booleans()):
+        cfg["unsafe_reasoning_free"] = True
+    reasoning = draw(st.sampled_from(["default", None, *NAMES]))
+    if reasoning != "default":
+        cfg["reasoning_criterion"] = reasoning
+    return cfg
+
+
 @st.composite
 def rubrics(draw) -> Rubric:
-    """Default-shaped rubrics with any weights, penalty amounts, threshold and gate constants."""
-    threshold = draw(st.floats(0.05, 0.95))
-    factor = draw(st.floats(0.0, 1.0))
-    floor = draw(st.floats(min(factor * threshold + 1e-3, 1.0), 1.0))
-    return Rubric(
-        criteria={c: draw(st.floats(0.0, 2.0)) for c in ("safety", "helpfulness", "coherence", "grounding", "format")},
-        penalties={p: draw(st.floats(0.0, 5.0)) for p in ("hallucination", "contradiction")},
-        unsafe_threshold=threshold,
-        unsafe_flag=draw(st.booleans()),
-        gate=SafetyGate(factor=factor, safe_floor=floor),
+    """Every rubric the config validation accepts (generated configs it refuses are discarded)."""
+    from hypothesis import assume
+    from pydantic import ValidationError
+
+    try:
+        return Rubric.model_validate(draw(rubric_configs()))
+    except ValidationError:
+        assume(False)
+        raise
+
+
+@st.composite
+def rubric_verdicts(draw, rubric: Rubric) -> Verdict:
+    """Verdicts the rubric's judge could return: every scored criterion on [0, 1] (report-only ones
+    may be missing), any penalty flags, any unsafe flag."""
+    scores = {c: draw(unit) for c in rubric.scored_criteria}
+    for c in rubric.report_only:
+        if c not in rubric.criteria and draw(st.booleans()):
+            del scores[c]
+    return Verdict(
+        parse_ok=True,
+        scores=scores,
+        penalties={p: draw(st.booleans()) for p in rubric.penalties},
+        unsafe=draw(st.sampled_from([True, False, None])),
     )
 
 
@@ -173,15 +223,64 @@ def test_property_any_safe_verdict_outscores_any_unsafe_one_default_rubric(a, b)
         assert rb.total > ra.total
 
 
-@settings(max_examples=300, deadline=None)
-@given(rubrics(), verdicts(), verdicts())
-def test_property_monotone_for_any_rubric(rubric, a, b):
+@settings(max_examples=500, deadline=None)
+@given(rubrics(), st.data())
+def test_property_monotone_for_every_accepted_rubric(rubric, data):
+    """Issue 17 acceptance: the guarantee holds for every rubric validation accepts (generated through
+    the config model: weights, penalties, thresholds, scale, report_only, reasoning criterion, gate),
+    not only the default: the gate fires exactly on the one unsafe rule and every safe answer
+    outscores every unsafe one. The only accepted exception is the acknowledged ablation
+    (`gate.enabled: false` with `unsafe_can_outscore_safe: true`); on main, `gate.enabled: false`
+    was accepted silently and `reasoning_criterion: null` made unsafe reasoning free unannounced."""
+    a, b = data.draw(rubric_verdicts(rubric)), data.draw(rubric_verdicts(rubric))
     ra, rb = compose_reward(a, rubric), compose_reward(b, rubric)
+    if not rubric.gate.enabled:
+        assert getattr(rubric.gate, "unsafe_can_outscore_safe", False)  # refused unless the ablation says so
+        return
+    if rubric.reasoning_criterion is None:
+        assert getattr(rubric, "unsafe_reasoning_free", False)  # refused unless the ablation says so
+    else:
+        reasoning = rubric.reasoning_safety(a)
+        if reasoning is not None and reasoning < rubric.unsafe_threshold:
+            assert rubric.unsafe_parts(a) and "reasoning" in rubric.unsafe_parts(a)
     for v, r in ((a, ra), (b, rb)):
         assert r.gated == rubric.is_unsafe(v)  # the gate fires exactly on the one unsafe rule
     if rubric.is_unsafe(a) != rubric.is_unsafe(b):
         safe, unsafe = (ra, rb) if not rubric.is_unsafe(a) else (rb, ra)
         assert safe.total > unsafe.total
+
+
+def test_issue_17_ablations_that_break_a_guarantee_must_say_so(caplog):
+    """Issue 17 finding 7: `gate.enabled: false` (min safe -0.12, max unsafe 0.87),
+    `reasoning_criterion: null` and `report_only: []` were accepted silently. Each is now refused
+    with one line saying why, and accepted only with its acknowledgement, with a warning logged."""
+    import logging
+
+    from pydantic import ValidationError
+
+    cases = [
+        ({"gate": {"enabled": False}}, "unsafe_can_outscore_safe", {"gate": {"enabled": False, "unsafe_can_outscore_safe": True}}),
+        ({"reasoning_criterion": None}, "unsafe_reasoning_free", {"reasoning_criterion": None, "unsafe_reasoning_free": True}),
+        ({"report_only": []}, "unsafe_reasoning_free", {"report_only": [], "unsafe_reasoning_free": True}),
+    ]
+    for refused, field_name, acknowledged in cases:
+        with pytest.raises(ValidationError) as err:
+            Rubric.model_validate(refused)
+        message = str(err.value.errors()[0]["msg"])
+        assert field_name in message and "\n" not in message
+        with caplog.at_level(logging.WARNING, logger="safer_vlm.judge.rubric"):
+            caplog.clear()
+            Rubric.model_validate(acknowledged)
+        assert any("ablation" in r.getMessage() for r in caplog.records)
+
+
+def test_issue_17_a_nan_score_is_unscorable_not_a_reward():
+    """Issue 17 finding 8: a custom judge's NaN score made the reward NaN (TRL turns that into 0)
+    instead of an unscorable verdict counted as a parse failure."""
+    for criterion in ("safety", "helpfulness", "think_safety"):
+        v = verdict(**{criterion: float("nan")})
+        assert compose_reward(v, R) is None and R.unsafe_parts(v) is None
+    assert compose_reward(verdict(helpfulness=float("inf")), R) is None
 
 
 @settings(max_examples=200, deadline=None)

@@ -53,6 +53,11 @@ class OpenAICompatJudgeConfig(_JudgeBase):
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="extra request fields (e.g. response_format)"
     )
+    send_images: bool = Field(
+        True,
+        description="send the sample's images with each request; false for a text-only judge model (it then "
+        "judges from the question and the response alone)",
+    )
     json_schema: bool = Field(
         True,
         description="send the rubric as `response_format: {type: json_schema}` (vLLM, SGLang and OpenAI "
@@ -89,12 +94,17 @@ class HFLocalJudgeConfig(_JudgeBase):
 
 class EnsembleJudgeConfig(_JudgeBase):
     """Several judges on every item. `combine` merges scores per criterion (mean, min, or majority =
-    median); `unsafe_vote` merges the unsafe and penalty flags (ties in `majority` count as set)."""
+    median); `unsafe_vote` decides each unsafe part (answer, reasoning) from the members' own
+    `Rubric.unsafe_parts`, and merges the penalty flags (ties in `majority` count as set)."""
 
     backend: Literal["ensemble"] = "ensemble"
     members: list[JudgeConfig] = Field(min_length=1)
     combine: Literal["mean", "min", "majority"] = "mean"
-    unsafe_vote: Literal["majority", "any", "all"] = "majority"
+    unsafe_vote: Literal["majority", "any", "all"] = Field(
+        "majority",
+        description="per part (answer, reasoning): unsafe when half or more (majority), any, or all of the "
+        "members that parsed find that part unsafe; the merged verdict carries exactly this decision",
+    )
     judge_id: str | None = None
 
 
@@ -128,6 +138,23 @@ def resolve_judge_paths(cfg: Any, base: Path) -> None:
         cfg.cache_dir = base / cache_dir
     if isinstance(cfg, HFLocalJudgeConfig) and (base / cfg.model_path).exists():
         cfg.model_path = str(base / cfg.model_path)
+
+
+def check_verdict_budget(cfg: Any, rubric: Any) -> None:
+    """ValueError unless every OpenAI-compatible judge in `cfg` (ensemble members included) that sends
+    the rubric's schema has a `max_tokens` covering the longest verdict that schema allows."""
+    if isinstance(cfg, EnsembleJudgeConfig):
+        for member in cfg.members:
+            check_verdict_budget(member, rubric)
+        return
+    if isinstance(cfg, OpenAICompatJudgeConfig) and cfg.json_schema and "response_format" not in cfg.extra_body:
+        need = rubric.verdict_token_bound()
+        if cfg.max_tokens < need:
+            raise ValueError(
+                f"judge max_tokens {cfg.max_tokens} is below the longest verdict the rubric's schema allows "
+                f"({need} tokens, rationale up to {rubric.rationale_max_chars} characters); raise max_tokens "
+                "or lower rubric.rationale_max_chars"
+            )
 
 
 def load_judge_config(path: Path) -> Any:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
 from typing import Any
 
 from safer_vlm.chat_client import (
@@ -27,23 +26,22 @@ from safer_vlm.chat_client import (
     RequestRejected,
     image_data_url,
 )
-from safer_vlm.errors import SaferVLMError
+from safer_vlm.errors import ConfigError, SaferVLMError
 from safer_vlm.judge.base import JudgeItem, Verdict
 from safer_vlm.judge.cache import JudgeCache, cache_key
-from safer_vlm.judge.config import OpenAICompatJudgeConfig
+from safer_vlm.judge.config import OpenAICompatJudgeConfig, check_verdict_budget
 from safer_vlm.judge.parse import parse_verdict
 from safer_vlm.judge.rubric import Rubric
 
 log = logging.getLogger(__name__)
 
-#: A 4xx body naming one of these means the server refused the structured-output request itself.
-_SCHEMA_REJECTED = re.compile(r"response_format|json_schema|schema|guided|structured", re.IGNORECASE)
-
 
 def schema_rejected(exc: RequestRejected) -> bool:
-    """Whether a rejection is about `response_format` (so the plain prompt may still succeed)."""
+    """Whether a rejection of a request that carried `response_format` calls for the plain prompt:
+    any 4xx does (a server need not name the field, or may name it past the part of the body we
+    keep); if the plain prompt is refused too, that is the item's error, and no worse."""
     status = exc.status or 0
-    return 400 <= status < 500 and bool(_SCHEMA_REJECTED.search(exc.detail or str(exc)))
+    return 400 <= status < 500
 
 
 def error_verdict(judge_id: str, kind: str, reason: str) -> Verdict:
@@ -51,6 +49,15 @@ def error_verdict(judge_id: str, kind: str, reason: str) -> Verdict:
     verdict = Verdict.transport_failure(judge_id, reason)
     verdict.extra["error_kind"] = kind
     return verdict
+
+
+def check_max_tokens(cfg: OpenAICompatJudgeConfig, rubric: Rubric) -> None:
+    """ConfigError unless `max_tokens` covers the longest verdict the response_format schema allows:
+    below that, guided decoding could be cut mid-verdict and every such reply is a parse failure."""
+    try:
+        check_verdict_budget(cfg, rubric)
+    except ValueError as exc:
+        raise ConfigError(f"judge {cfg.judge_id or 'openai:' + cfg.model}: {exc}") from None
 
 
 class OpenAICompatJudge:
@@ -70,7 +77,9 @@ class OpenAICompatJudge:
             **cfg.extra_body,
         }
         self._schema_params: dict[str, Any] | None = None
+        self.schema_rejections = 0  # requests with response_format that the server refused (4xx)
         if cfg.json_schema and "response_format" not in cfg.extra_body:
+            check_max_tokens(cfg, rubric)
             schema = {"name": "verdict", "schema": rubric.response_schema(), "strict": True}
             self._schema_params = {**self._params, "response_format": {"type": "json_schema", "json_schema": schema}}
         self._system = rubric.render_system_prompt()
@@ -89,22 +98,24 @@ class OpenAICompatJudge:
         """Whether requests still carry the rubric's JSON schema (False after a server refused it)."""
         return self._schema_params is not None
 
-    def _request_params(self) -> dict[str, Any]:
-        return self._schema_params if self._schema_params is not None else self._params
+    def _request_params(self, plain: bool = False) -> dict[str, Any]:
+        return self._schema_params if self._schema_params is not None and not plain else self._params
 
-    def _fall_back_to_plain(self, exc: RequestRejected) -> None:
+    def _switch_to_plain(self, exc: RequestRejected) -> None:
+        """The server refused response_format and took the plain prompt: stay on it (logged once)."""
         if self._schema_params is None:
             return  # another request already switched (and logged)
         self._schema_params = None
         log.warning(
-            "judge %s: the server rejected response_format json_schema (%s); using the plain prompt from now on",
+            "judge %s: the server refused a request carrying response_format json_schema (%s) and took the "
+            "plain prompt; using the plain prompt from now on",
             self.judge_id,
             str(exc)[:200],
         )
 
-    def _prepare(self, item: JudgeItem) -> tuple[list[dict[str, Any]], str]:
+    def _prepare(self, item: JudgeItem, params: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         text = self.rubric.render_user_prompt(item.sample.question, item.response)
-        urls = [image_data_url(p) for p in item.image_paths]
+        urls = [image_data_url(p) for p in item.image_paths] if self.cfg.send_images else []
         content: str | list[dict[str, Any]] = text
         if urls:
             content = [{"type": "image_url", "image_url": {"url": u}} for u in urls]
@@ -116,13 +127,14 @@ class OpenAICompatJudge:
             [self._system, text],
             [hashlib.sha256(u.encode("ascii")).hexdigest() for u in urls],
             item.response,
-            {"model": self.cfg.model, **self._request_params()},
+            {"model": self.cfg.model, **params},
         )
         return messages, key
 
-    async def _judge_one(self, item: JudgeItem) -> Verdict:
+    async def _judge_one(self, item: JudgeItem, plain: bool = False) -> Verdict:
+        params = self._request_params(plain)
         try:
-            messages, key = self._prepare(item)
+            messages, key = self._prepare(item, params)
         except (SaferVLMError, OSError, ValueError) as exc:
             return error_verdict(self.judge_id, "input", f"item {item.sample.id!r}: {exc}")
         if self.cache is not None:
@@ -131,16 +143,20 @@ class OpenAICompatJudge:
                 verdict = parse_verdict(raw, self.rubric, self.judge_id)
                 verdict.extra["cached"] = True
                 return verdict
-        sent_schema = self.schema_on
+        sent_schema = "response_format" in params and self._schema_params is params
         try:
-            texts = await self.client.chat(messages, n=1, **self._request_params())
+            texts = await self.client.chat(messages, n=1, **params)
         except EndpointUnreachable as exc:
             return error_verdict(self.judge_id, "unreachable", str(exc))
         except RequestRejected as exc:
             if not (sent_schema and schema_rejected(exc)):
                 return error_verdict(self.judge_id, "rejected", str(exc))
-            self._fall_back_to_plain(exc)
-            return await self._judge_one(item)  # once: the schema is off for good now
+            self.schema_rejections += 1
+            verdict = await self._judge_one(item, plain=True)  # the one plain retry of this item
+            verdict.extra["schema_fallback"] = True
+            if verdict.extra.get("error_kind") != "rejected":
+                self._switch_to_plain(exc)  # the plain prompt went through: the schema was the problem
+            return verdict
         verdict = parse_verdict(texts[0], self.rubric, self.judge_id)
         if self.cache is not None:
             self.cache.put(key, texts[0], verdict)

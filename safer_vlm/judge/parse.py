@@ -17,14 +17,16 @@ MAX_SEARCH_CHARS = 64 * 1024
 #: At most this many `{` positions are tried as object starts (bounds adversarial `{{{{...` input).
 MAX_OBJECT_STARTS = 256
 
-_FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n?(.*?)```", re.DOTALL)
+_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:/\s*(\d+(?:\.\d*)?))?\s*$")
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
 _RATIONALE_KEYS = ("rationale", "reason", "reasoning", "explanation")
 _NESTED_SCORE_KEYS = ("scores", "criteria")
 _NESTED_FLAG_KEYS = ("penalties", "flags")
-_DECODER = json.JSONDecoder()
+#: strict=False: a raw control character inside a string (guided decoders let one through into a
+#: rationale) does not void an otherwise complete verdict
+_DECODER = json.JSONDecoder(strict=False)
 
 
 class _Invalid(Exception):
@@ -36,23 +38,35 @@ def _norm_key(key: object) -> str:
     return re.sub(r"[\s\-]+", "_", str(key).strip().lower())
 
 
+def _outside_think(text: str) -> str:
+    """The part of a reply after the judge's own reasoning: closed <think> blocks removed, text up to
+    a stray </think> (a template that opened the block in the prompt) dropped, and an unclosed
+    <think> cut off. A reasoning judge's drafts and examples there are never its verdict."""
+    text = _THINK_BLOCK.sub(" ", text)
+    close = text.rfind("</think>")
+    if close != -1:
+        text = text[close + len("</think>") :]
+    opened = text.find("<think>")
+    return text if opened == -1 else text[:opened]
+
+
 def _candidate_objects(text: str) -> list[dict[str, Any]]:
-    """JSON objects in `text`: fenced blocks first, then every `{` start in order (bounded)."""
+    """Every complete top-level JSON object in `text`, in order (bounded); an object nested in
+    another is part of it, not a candidate of its own. Code fences need no special case: the object
+    inside a fence is found where it stands."""
     found: list[dict[str, Any]] = []
-    spans = [m.group(1) for m in _FENCE.finditer(text)]
-    for chunk in [*spans, text]:
-        starts = 0
-        pos = chunk.find("{")
-        while pos != -1 and starts < MAX_OBJECT_STARTS:
-            starts += 1
-            try:
-                obj, end = _DECODER.raw_decode(chunk, pos)
-            except (ValueError, RecursionError):
-                pos = chunk.find("{", pos + 1)
-                continue
-            if isinstance(obj, dict):
-                found.append(obj)
-            pos = chunk.find("{", end)
+    starts = 0
+    pos = text.find("{")
+    while pos != -1 and starts < MAX_OBJECT_STARTS:
+        starts += 1
+        try:
+            obj, end = _DECODER.raw_decode(text, pos)
+        except (ValueError, RecursionError):
+            pos = text.find("{", pos + 1)
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+        pos = text.find("{", end)
     return found
 
 
@@ -147,8 +161,9 @@ def _verdict_from(obj: dict[str, Any], rubric: Rubric, raw: str, judge_id: str) 
 def parse_verdict(text: object, rubric: Rubric, judge_id: str = "") -> Verdict:
     """Read a judge reply as a Verdict under `rubric`; never raises.
 
-    The verdict is the first JSON object (inside code fences or surrounded by prose) that carries a
-    rubric criterion; keys (and the rubric's names) match in any letter case, scores may be numbers
+    The verdict is the judge's last word: the last complete JSON object outside its <think> reasoning
+    (inside code fences or surrounded by prose) that carries every weighted criterion, else the last
+    that carries any rubric criterion (its reason for failing is recorded); keys (and the rubric's names) match in any letter case, scores may be numbers
     or numeric strings ("7", "7/10"), flags may be booleans, 0/1 or "yes"/"no", at the top level or
     nested under "penalties" or "flags". Every weighted criterion must be present and inside
     [scale_min, scale_max]; otherwise the result is `parse_ok=False` with the reason in `rationale`.
@@ -163,14 +178,20 @@ def parse_verdict(text: object, rubric: Rubric, judge_id: str = "") -> Verdict:
     if not window.strip():
         return Verdict.parse_failure(window, judge_id, "empty reply")
     clipped = len(text) > MAX_SEARCH_CHARS
-    candidates = _candidate_objects(window)
+    candidates = _candidate_objects(_outside_think(window))
     if not candidates:
         reason = "no JSON object in the reply"
+        if "<think>" in window or "</think>" in window:
+            reason += " outside its <think> reasoning"
         if clipped:
             reason += f" (searched the first {MAX_SEARCH_CHARS} of {len(text)} characters)"
         return Verdict.parse_failure(window, judge_id, reason)
     wanted = {_norm_key(c) for c in rubric.scored_criteria}
-    chosen = next((c for c in candidates if wanted & set(_flatten(c))), candidates[0])
+    weighted = {_norm_key(c) for c in rubric.criteria}
+    keys = [set(_flatten(c)) for c in candidates]
+    complete = [c for c, k in zip(candidates, keys, strict=True) if weighted <= k]
+    partial = [c for c, k in zip(candidates, keys, strict=True) if wanted & k]
+    chosen = (complete or partial or candidates)[-1]
     try:
         verdict = _verdict_from(chosen, rubric, window, judge_id)
     except _Invalid as exc:

@@ -28,19 +28,39 @@ UNSAFE_PART_TEXT = {
 }
 
 #: Phrases by which a correction refers to an attempt the original prompt never saw (case-insensitive).
+#: Measured on tests/rollout/data/refer_back_labels.tsv (labelled referring and clean corrections);
+#: "I should have a look at the image" is clean, "I should not have shared that" refers back.
+_EARLIER = r"(?:previous|earlier|prior|last|original|first|above|initial|old)"
+_ATTEMPT = r"(?:answer|response|reply|attempt|reasoning|output|message|statement|version)"
 DEFAULT_REFERENCE_PATTERNS = [
-    r"\b(?:my|that|this) (?:previous|earlier|prior|last|original|first|above|initial) "
-    r"(?:answer|response|reply|attempt|reasoning|output)\b",
-    r"\bthe (?:previous|earlier|prior|above) (?:answer|response|reply|attempt|reasoning|output)\b",
-    r"\b(?:answer|response|reply|attempt) (?:above|before)\b",
+    rf"\b(?:my|that|this|the) {_EARLIER} {_ATTEMPT}\b(?! (?:key|sheet|box|field|option|choice))",
+    rf"\b{_ATTEMPT}s? (?:above|before|earlier)\b",
+    r"\b(?:answer|response|reply|message)s? I (?:gave|wrote|sent|provided)\b",
+    r"\bwhat I (?:said|wrote|gave|suggested|answered) (?:above|before|earlier|previously)\b",
     r"\bI was wrong\b",
     r"\bI (?:made|make|have made) (?:a|an|some) (?:mistake|error)s?\b",
-    r"\bI (?:should|shouldn't|should not) have\b",
-    r"\b(?:as|like) I (?:said|mentioned|wrote|answered) (?:before|earlier|previously|above)\b",
-    r"\bI apologi[sz]e for (?:my|the|that)\b",
-    r"\b(?:let me|I will|I'll|I need to) (?:correct|revise|fix|redo) (?:my|that|this|the)\b",
+    r"\bI (?:should|shouldn't|should not) have (?:said|shared|given|written|answered|provided|described|"
+    r"included|mentioned|explained|suggested|complied|helped|been)\b",
+    r"\b(?:as|like) I (?:said|mentioned|wrote|answered|explained) (?:before|earlier|previously|above)\b",
+    r"\b(?:I apologi[sz]e|sorry) (?:for|about) (?:my|the|that)\b",
+    r"\b(?:let me|I will|I'll|I need to|I'm going to|I am going to) (?:correct|revise|fix|redo|rewrite|rethink|"
+    r"reconsider|retract) (?:my|that|this|the|it)\b",
+    r"\blet me (?:rethink|reconsider|redo)\b",
+    r"\b(?:let me|I'll|I will) try (?:that |this |it )?again\b",
     r"\b(?:judged|flagged|marked) (?:as )?unsafe\b",
-    r"\bupon reflection\b",
+    r"\b(?:up)?on (?:further |second )?(?:reflection|thought)\b",
+    r"\b(?:revised|corrected|updated|improved) (?:answer|response|reply|version)\b",
+    r"\bcorrection:",
+    r"\b(?:better|safer) (?:answer|response|version) than (?:before|earlier|my)\b",
+    r"\b(?:safer|better|revised|new) version of (?:my|the|that)\b",
+    r"\b(?:take back|retract) (?:what I|my)\b",
+    r"\b(?:rewriting|revising|correcting|fixing) my\b",
+    r"\bscratch that\b",
+    r"\bgoing back to my\b",
+    r"\b(?:once )?again, I\b",
+    r"\bI reali[sz]e (?:that )?my (?:answer|response|reply|reasoning|attempt)\b",
+    r"\bI misspoke\b",
+    r"\bthis time,? I(?:'ll| will| am going to|'m going to)\b",
 ]
 
 DEFAULT_RATIONALE_TEMPLATE = "\nThe reviewer's reason: {rationale}"
@@ -71,7 +91,9 @@ class RolloutConfig(StrictModel):
         None, ge=1, description="append only: most members a group may reach (None: G + max_reflections)"
     )
     keep_unsafe_corrections: bool = Field(
-        False, description="a correction still judged unsafe after the last round still joins the group"
+        False,
+        description="a correction still judged unsafe after the last round still joins the group (replace "
+        "and append only: under contrast it would displace safe answers and train unsafe text upward)",
     )
     rounds: int = Field(1, ge=1, description="reflection rounds: a still-unsafe correction may be reflected again")
     include_rationale: bool = Field(True, description="show the judge's rationale in the reflection prompt")
@@ -96,6 +118,11 @@ class RolloutConfig(StrictModel):
 
     @model_validator(mode="after")
     def _templates(self) -> RolloutConfig:
+        if self.reflection and self.policy == "contrast" and self.keep_unsafe_corrections:
+            raise ValueError(
+                "policy: contrast with keep_unsafe_corrections: true would drop safe answers to pair unsafe "
+                "originals with unsafe corrections, which then train upward; use replace or append to keep them"
+            )
         if "{rationale_block}" not in self.reflection_template:
             raise ValueError("reflection_template must contain {rationale_block}")
         if "{rationale}" not in self.rationale_template:

@@ -378,24 +378,28 @@ def contrast_members(
     """The `contrast` group: G members in which each corrected unsafe original stays beside its
     correction, so GRPO pushes the unsafe answer down and the correction up in the same group.
 
-    `results[j]` is the correction kept for slot j (None: none). Pairs are kept in slot order, at
-    most G // 2 of them. The other slots are filled, in this order, with originals that are unsafe
-    but uncorrected, safe originals, unjudgeable originals (they carry no reward, so they are the
-    first to make room), then the corrections and originals of pairs that did not fit. So surplus safe originals
-    make room for pairs, and when every answer is unsafe and corrected, half the group is originals
-    and half corrections. Members come in slot order, each correction right after its original.
+    `results[j]` is the correction kept for slot j (None: none); only a correction judged safe makes
+    a pair (config validation refuses `keep_unsafe_corrections` under contrast, and an unsafe one
+    that reaches here anyway never displaces a safe answer). Pairs are kept in slot order, at most
+    G // 2 of them. The other slots are filled, in this order, with unsafe originals (uncorrected, then
+    those of pairs that did not fit: with odd G one of them takes the spare slot), safe originals, the
+    corrections of pairs that did not fit, and last unjudgeable originals (they carry no reward, so
+    they are the first to make room). So surplus safe originals make room for pairs, and when every
+    answer is unsafe and corrected, half the group is originals and half corrections. Members come
+    in slot order, each correction right after its original.
     """
     G = len(originals)
+    results = [r if r is not None and r.unsafe is False else None for r in results]
     pairs = [(o, r) for o, r in zip(originals, results, strict=True) if r is not None]
     kept_pairs, spare_pairs = pairs[: G // 2], pairs[G // 2 :]
     paired = {o.uid for o, _ in pairs}
     rest = [o for o in originals if o.uid not in paired]
     fill = (
         [o for o in rest if o.unsafe is True]
-        + [o for o in rest if o.unsafe is False]
-        + [o for o in rest if o.unsafe is None]
-        + [r for _, r in spare_pairs]
         + [o for o, _ in spare_pairs]
+        + [o for o in rest if o.unsafe is False]
+        + [r for _, r in spare_pairs]
+        + [o for o in rest if o.unsafe is None]
     )
     chosen = {m.uid for pair in kept_pairs for m in pair} | {m.uid for m in fill[: G - 2 * len(kept_pairs)]}
     members: list[RolloutSample] = []
@@ -432,7 +436,9 @@ def _mean(xs: list[float]) -> float | None:
 
 def rollout_metrics(groups: list[RolloutGroup]) -> dict[str, float]:
     """Per-step rollout metrics (keys `rollout/...`). A rate whose denominator is 0 is left out
-    rather than reported as 0; counts are always present."""
+    rather than reported as 0; counts are always present. Unsafe rates name their population:
+    `originals_unsafe_rate` over the policy's sampled answers, `members_unsafe_rate` over the group
+    members trained on (corrections included, replaced originals not)."""
     originals = [s for g in groups for s in g.originals]
     corrections = [s for g in groups for s in g.corrections]
     members = [s for g in groups for s in g.members]
@@ -457,10 +463,16 @@ def rollout_metrics(groups: list[RolloutGroup]) -> dict[str, float]:
             sum(1 for g in groups for s in g.members if not s.reflected and s.unsafe is True)
         )
     judged = [s for s in originals if s.unsafe is not None]
+    judged_members = [s for s in members if s.unsafe is not None]
     rates = {
-        "rollout/unsafe_rate": (sum(1 for s in judged if s.unsafe), len(judged)),
-        "rollout/unsafe_rate/answer": (sum(1 for s in judged if "answer" in s.unsafe_parts), len(judged)),
-        "rollout/unsafe_rate/reasoning": (sum(1 for s in judged if "reasoning" in s.unsafe_parts), len(judged)),
+        # the policy's own answers (what the step measures), and the members the step trains on
+        "rollout/originals_unsafe_rate": (sum(1 for s in judged if s.unsafe), len(judged)),
+        "rollout/originals_unsafe_rate/answer": (sum(1 for s in judged if "answer" in s.unsafe_parts), len(judged)),
+        "rollout/originals_unsafe_rate/reasoning": (
+            sum(1 for s in judged if "reasoning" in s.unsafe_parts),
+            len(judged),
+        ),
+        "rollout/members_unsafe_rate": (sum(1 for s in judged_members if s.unsafe), len(judged_members)),
         "rollout/reflection_rate": (sum(1 for s in corrections if s.round == 1), len(originals)),
     }
     judged_corr = [s for s in corrections if s.unsafe is not None]

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from safer_vlm.config import StrictModel
-from safer_vlm.judge.config import JudgeConfig, RulesJudgeConfig
+from safer_vlm.judge.config import JudgeConfig, RulesJudgeConfig, check_verdict_budget
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.rollout.config import RolloutConfig
 
@@ -208,6 +208,11 @@ class TrainConfig(StrictModel):
     lora: LoRASection = Field(default_factory=LoRASection, description="LoRA adapters (peft)")
     logging: LoggingSection = Field(default_factory=LoggingSection, description="metric backends")
     output_dir: Path = Field(Path("runs/train"), description="run folder (config, metrics, checkpoint)")
+
+    @model_validator(mode="after")
+    def _judge_fits_rubric(self) -> TrainConfig:
+        check_verdict_budget(self.judge, self.rubric)  # max_tokens must hold the schema's longest verdict
+        return self
 
     @model_validator(mode="after")
     def _warmstart_needs_gym(self) -> TrainConfig:

@@ -149,6 +149,14 @@ def make_rollout_func(
     return rollout_func
 
 
+def _logprob(value: Any) -> float:
+    """One sampled token's logprob as a float: a missing one (None, as TRL's extract_logprobs writes
+    a NaN from vLLM; or an empty top-k list) is NaN, which TRL's correction turns into ratio 1."""
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    return math.nan if value is None else float(value)
+
+
 def flatten_groups(groups: list[list[GroupMember]], n: int) -> dict[str, list]:
     """Turn scored groups into TRL's rollout output; every answer is attributed to its group's prompt.
 
@@ -176,7 +184,7 @@ def flatten_groups(groups: list[list[GroupMember]], n: int) -> dict[str, list]:
                     raise ValueError(
                         f"an answer has {len(gen.logprobs)} logprobs for {len(gen.completion_ids)} tokens"
                     )
-                out["logprobs"].append([float(x) for x in gen.logprobs])
+                out["logprobs"].append([_logprob(x) for x in gen.logprobs])
             else:
                 out["logprobs"].append([math.nan] * len(gen.completion_ids))
             out["scored"].append(_scored_record(sg))
@@ -208,7 +216,9 @@ def _structured_reward(scored: list[dict], log_metric: Callable | None) -> list[
         log_metric("rollout/reflected_frac", reflected / max(len(rewards), 1))
         unsafe = [rec["unsafe"] for rec in scored if rec["unsafe"] is not None]
         if unsafe:
-            log_metric("judge/unsafe_rate", sum(unsafe) / len(unsafe))
+            # the rows this step trains on (group members), not the policy's originals: see
+            # rollout/originals_unsafe_rate for those
+            log_metric("judge/trained_rows_unsafe_rate", sum(unsafe) / len(unsafe))
     return rewards
 
 
@@ -273,7 +283,8 @@ class TRLVLLMGenerator:
         tokenizer = self.processor.tokenizer
         out: list[list[Generation]] = [[] for _ in requests]
         for k, ids in enumerate(completion_ids):
-            token_logprobs = None if logprobs is None else [lp[0] for lp in logprobs[k]]
+            # TRL's extract_logprobs turns a NaN logprob into None: NaN again (ratio 1, like a correction's)
+            token_logprobs = None if logprobs is None else [_logprob(lp) for lp in logprobs[k]]
             out[k // n].append(
                 Generation(
                     text=tokenizer.decode(ids, skip_special_tokens=True),

@@ -45,6 +45,7 @@ class FakeServer:
     retry_after: str = "0.05"
     reply: str | None = None  # fixed content for every healthy reply (e.g. a non-verdict)
     reject_response_format: bool = False  # answer 400 to any request carrying response_format
+    reject_body: str = '{"error": "response_format type json_schema is not supported"}'
     hits: Counter = field(default_factory=Counter)
     auth: list = field(default_factory=list)
     bodies: list = field(default_factory=list)
@@ -62,7 +63,7 @@ class FakeServer:
         payload = await request.json()
         self.bodies.append(payload)
         if self.reject_response_format and "response_format" in payload:
-            return web.Response(status=400, text='{"error": "response_format type json_schema is not supported"}')
+            return web.Response(status=400, text=self.reject_body)
         user = payload["messages"][-1]["content"]
         text = user if isinstance(user, str) else " ".join(p.get("text", "") for p in user)
         key = text

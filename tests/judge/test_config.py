@@ -88,6 +88,21 @@ def test_factory_builds_each_backend():
 
 
 def test_rules_backend_with_an_unsupported_rubric_is_a_config_error():
-    rubric = Rubric(criteria={"safety": 1.0, "wit": 0.5}, report_only=[])
+    rubric = Rubric(criteria={"safety": 1.0, "wit": 0.5}, report_only=[], unsafe_reasoning_free=True)
     with pytest.raises(ConfigError, match="rules"):
         build_judge(RulesJudgeConfig(), rubric)
+
+
+def test_issue_17_train_config_refuses_a_judge_max_tokens_below_the_longest_verdict():
+    """Validation of a training config checks the judge's max_tokens (ensemble members too) against
+    the rubric's longest schema-shaped verdict, before anything starts."""
+    from safer_vlm.errors import ConfigError
+    from safer_vlm.train.config import TrainConfig
+
+    judge = {"backend": "openai_compat", "base_url": "http://127.0.0.1:1/v1", "model": "m", "max_tokens": 200}
+    base = {"model": {"path": "m"}, "data": {"path": "d.jsonl"}}
+    for j in (judge, {"backend": "ensemble", "members": [{"backend": "rules"}, judge]}):
+        with pytest.raises((ConfigError, ValueError), match="max_tokens 200 is below the longest verdict"):
+            TrainConfig.model_validate({**base, "judge": j})
+    TrainConfig.model_validate({**base, "judge": {**judge, "max_tokens": 512}})
+    TrainConfig.model_validate({**base, "judge": judge, "rubric": {"rationale_max_chars": 5}})

@@ -128,3 +128,66 @@ def test_members_are_compared_by_the_rubric_rule_not_raw_flags(rubric):
     (v,) = run(EnsembleJudge([Scripted("a", a), Scripted("b", b)], rubric))
     assert v.extra["member_unsafe"] == {"a": True, "b": True} and v.extra["unsafe_agreement"] == 1.0
     assert v.unsafe is True and rubric.is_unsafe(v)
+
+
+# --- issue 17: the merged decision is exactly the configured vote, per part -----------------------
+
+def parts_verdict(answer_unsafe: bool, reasoning_unsafe: bool, safety: float | None = None) -> Verdict:
+    """A member verdict whose own unsafe_parts are exactly the given parts (no judge flag)."""
+    scores = {c: 0.5 for c in CRITERIA}
+    scores["safety"] = safety if safety is not None else (0.1 if answer_unsafe else 0.9)
+    scores["think_safety"] = 0.1 if reasoning_unsafe else 0.9
+    return Verdict(parse_ok=True, scores=scores, penalties={}, unsafe=None)
+
+
+@pytest.mark.parametrize("vote", ["majority", "any", "all"])
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_issue_17_merged_unsafe_parts_are_the_vote_over_members_parts(rubric, vote, n):
+    """Issue 17 finding 2: members that each find only the reasoning unsafe merged into answer +
+    reasoning unsafe (even with one member), and the merged decision followed mean scores, not the
+    vote. Exhaustively over every member combination, the merged `unsafe_parts` is exactly the
+    configured vote taken per part over the members' own `unsafe_parts`."""
+    import itertools
+
+    from safer_vlm.judge.ensemble import _vote
+
+    states = list(itertools.product([False, True], repeat=2))
+    for combo in itertools.product(states, repeat=n):
+        members = [Scripted(f"j{i}", [parts_verdict(a, r)]) for i, (a, r) in enumerate(combo)]
+        (v,) = run(EnsembleJudge(members, rubric, unsafe_vote=vote))
+        expected = tuple(
+            part for k, part in enumerate(("answer", "reasoning")) if _vote([c[k] for c in combo], vote)
+        )
+        assert rubric.unsafe_parts(v) == expected, (vote, combo)
+        from safer_vlm.reward import compose_reward
+
+        assert compose_reward(v, rubric).gated == bool(expected)
+
+
+def test_issue_17_the_vote_decides_not_the_mean_nor_the_flag(rubric):
+    """The three reproductions of finding 2: 2 of 3 members safe but mean safety 0.52 -> safe under
+    majority; `all` with one unsafe member -> safe; `unsafe_flag: false` with 2 of 3 members unsafe
+    by their scores -> unsafe (was safe, reward 0.793)."""
+    safe_hi = parts_verdict(False, False, safety=0.7)
+    unsafe = parts_verdict(True, False, safety=0.16)
+    (v,) = run(EnsembleJudge([Scripted("a", [safe_hi]), Scripted("b", [safe_hi]), Scripted("c", [unsafe])], rubric))
+    assert v.scores["safety"] == pytest.approx(0.52) and rubric.unsafe_parts(v) == ()
+    (v,) = run(EnsembleJudge([Scripted("a", [safe_hi]), Scripted("b", [unsafe])], rubric, unsafe_vote="all"))
+    assert rubric.unsafe_parts(v) == ()
+    no_flag = rubric.model_copy(update={"unsafe_flag": False})
+    hi = parts_verdict(False, False, safety=1.0)
+    lo = parts_verdict(True, False, safety=0.5)
+    members = [Scripted("a", [hi]), Scripted("b", [lo]), Scripted("c", [lo])]
+    (v,) = run(EnsembleJudge(members, no_flag))
+    assert no_flag.unsafe_parts(v) == ("answer",)
+    from safer_vlm.reward import compose_reward
+
+    assert compose_reward(v, no_flag).total <= no_flag.gate.factor * no_flag.unsafe_threshold
+
+
+def test_issue_17_a_member_with_a_nan_score_is_left_out(rubric):
+    """A custom member that returns NaN is unscorable: counted as a member failure, never averaged."""
+    nan = parts_verdict(False, False)
+    nan.scores["safety"] = float("nan")
+    (v,) = run(EnsembleJudge([Scripted("a", [nan]), Scripted("b", [parts_verdict(False, False)])], rubric))
+    assert v.scores["safety"] == pytest.approx(0.9) and "a" in v.extra["member_failures"]

@@ -102,10 +102,16 @@ def test_401_stops_at_once(server, rubric):
 
 
 def test_400_rejects_the_item_without_retry(server, rubric):
+    """A 400 that the plain prompt gets as well (the request itself is bad, not the schema): the item
+    is rejected after its one plain retry, and the schema stays on for the other items."""
     judge = make_judge(server, rubric)
     verdicts = run(judge, [make_item(1, response="FAULT:400x99"), make_item(2)])
     assert verdicts[0].extra["error_kind"] == "rejected" and verdicts[1].parse_ok
-    assert server.total_hits == 2
+    assert server.total_hits == 3 and judge.schema_on and judge.schema_rejections == 1
+    plain = make_judge(server, rubric, json_schema=False)
+    server.hits.clear()
+    (v,) = run(plain, [make_item(3, response="FAULT:400x99")])
+    assert v.extra["error_kind"] == "rejected" and server.total_hits == 1  # no retry of a plain request
 
 
 def test_429_honours_retry_after(server, rubric):
@@ -235,7 +241,69 @@ def test_schema_off_by_config_or_when_extra_body_sets_response_format(server, ru
     assert server.bodies[-1]["response_format"] == {"type": "json_object"}
 
 
-def test_other_rejections_are_not_retried_without_the_schema(server, rubric):
+def test_a_4xx_the_plain_prompt_gets_past_switches_the_schema_off(server, rubric):
+    """A 400 to a schema request that the plain prompt then gets past cannot be told apart from a
+    refused schema (servers need not say why): the item is answered and the schema goes off."""
     judge = make_judge(server, rubric)
     (v,) = run(judge, [make_item(1, response="FAULT:400x1")])
-    assert v.extra["error_kind"] == "rejected" and judge.schema_on and server.total_hits == 1
+    assert v.parse_ok and v.extra["schema_fallback"] and not judge.schema_on and server.total_hits == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"error": "Bad Request"}', "Bad Request", '{"detail": "' + "x" * 250 + ' response_format is not allowed"}'],
+)
+def test_issue_17_any_4xx_to_a_schema_request_gets_the_plain_prompt_once(server, rubric, caplog, body):
+    """Issue 17 finding 3: a server that refuses response_format with a generic 400 (or names the
+    field only past the first 200 characters) got no fallback: every verdict was an error for the
+    rest of the run. Any 4xx to a request that carried the schema now triggers the one-time plain
+    fallback, logged once and counted."""
+    server.reject_response_format = True
+    server.reject_body = body
+    judge = make_judge(server, rubric)
+    with caplog.at_level(logging.WARNING, logger="safer_vlm.judge.openai_compat"):
+        verdicts = run(judge, [make_item(i) for i in range(4)])
+        verdicts += run(judge, [make_item(i) for i in range(4, 6)])
+    assert all(v.parse_ok for v in verdicts), [v.error for v in verdicts]
+    assert not judge.schema_on and 1 <= judge.schema_rejections <= 4
+    assert sum(bool(v.extra.get("schema_fallback")) for v in verdicts) == judge.schema_rejections
+    lines = [r for r in caplog.records if "json_schema" in r.getMessage()]
+    assert len(lines) == 1
+    assert all("response_format" not in b for b in server.bodies[-2:])  # later calls go plain at once
+
+
+def test_issue_17_the_schema_bounds_every_free_text_field(rubric):
+    """Issue 17 finding 11: the schema left `rationale` unbounded, so guided decoding of a rambling
+    judge was cut by max_tokens mid-string (12 of 12 verdicts unparseable on vLLM). Every string in
+    the schema must carry maxLength, and the longest verdict it allows must fit the configured
+    max_tokens, which validation checks."""
+    import json as _json
+
+    schema = rubric.response_schema()
+    strings = {k: p for k, p in schema["properties"].items() if p.get("type") == "string"}
+    assert strings and all(isinstance(p.get("maxLength"), int) for p in strings.values())
+    # the longest reply the schema allows, written out, is no longer than the bound
+    widest = {k: (10 if p.get("type") == "integer" else False) for k, p in schema["properties"].items()}
+    widest["rationale"] = "\n" * rubric.rationale_max_chars
+    assert len(_json.dumps(widest)) <= rubric.verdict_token_bound()
+    assert rubric.verdict_token_bound() <= OpenAICompatJudgeConfig(base_url="http://x/v1", model="m").max_tokens
+
+
+def test_issue_17_max_tokens_below_the_longest_verdict_is_refused(server, rubric):
+    """A judge whose max_tokens cannot hold the schema's longest verdict would cut verdicts mid-way:
+    refused at construction with one line naming both numbers; without the schema it is allowed."""
+    with pytest.raises(ConfigError, match="max_tokens 100 is below the longest verdict"):
+        make_judge(server, rubric, max_tokens=100)
+    make_judge(server, rubric, max_tokens=100, json_schema=False)
+
+
+def test_send_images_false_sends_the_text_alone(server, rubric, tmp_path):
+    """A text-only judge model (vLLM refuses image parts for one): `send_images: false` sends the
+    question and response as plain text; the default still sends the images."""
+    img = tmp_path / "a.png"
+    Image.new("RGB", (8, 8), "red").save(img)
+    item = make_item(1, images=["a.png"], root=tmp_path)
+    (v,) = run(make_judge(server, rubric, send_images=False), [item])
+    assert v.parse_ok and isinstance(server.bodies[-1]["messages"][1]["content"], str)
+    run(make_judge(server, rubric), [item])
+    assert isinstance(server.bodies[-1]["messages"][1]["content"], list)

@@ -38,3 +38,28 @@ def test_bad_config_is_one_line(tmp_path, line, msg):
     with pytest.raises(ConfigError, match=msg.replace("{", r"\{").replace("}", r"\}")) as exc:
         load_config(RolloutConfig, path)
     assert "\n" not in str(exc.value)
+
+
+def test_issue_17_refer_back_detector_precision_and_recall_on_a_labelled_set():
+    """Issue 17 finding 9: 13 of 23 common phrasings that refer back ("On second thought", "Let me
+    try again", "Revised answer:", "My earlier message", "This time I will answer safely") passed
+    the default patterns, and "First, I should have a look at the image" was a false positive.
+    Measured on a labelled set (>= 40 referring, >= 40 clean corrections): precision and recall
+    both at least 0.95, and the named false positive is clean."""
+    from pathlib import Path
+
+    rows = [
+        line.split("\t", 1)
+        for line in (Path(__file__).parent / "data" / "refer_back_labels.tsv").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
+    cfg = RolloutConfig()
+    refers = [text for label, text in rows if label == "refers"]
+    clean = [text for label, text in rows if label == "clean"]
+    assert len(refers) >= 40 and len(clean) >= 40 and len(refers) + len(clean) == len(rows)
+    tp = sum(cfg.reference_in(t) is not None for t in refers)
+    fp = [t for t in clean if cfg.reference_in(t) is not None]
+    precision, recall = tp / (tp + len(fp)), tp / len(refers)
+    missed = [t for t in refers if cfg.reference_in(t) is None]
+    assert precision >= 0.95 and recall >= 0.95, (precision, recall, missed, fp)
+    assert cfg.reference_in("<think>First, I should have a look at the image.</think><answer>A dog.</answer>") is None

@@ -141,7 +141,7 @@ def test_parse_failure_is_not_reflected_and_counted(make_sample):
     assert [c.corrects for c in g.corrections] == [1]
     assert res.metrics["rollout/parse_failures"] == 1
     assert res.metrics["rollout/parse_failures/original"] == 1
-    assert res.metrics["rollout/unsafe_rate"] == 1.0  # of the answers the judge could read
+    assert res.metrics["rollout/originals_unsafe_rate"] == 1.0  # of the answers the judge could read
 
 
 def test_metrics_arithmetic(make_sample):
@@ -160,7 +160,7 @@ def test_metrics_arithmetic(make_sample):
 
     safe, unsafe = reward(S), reward(U)
     assert m["rollout/originals"] == 8 and m["rollout/corrections"] == 3
-    assert m["rollout/unsafe_rate"] == pytest.approx(3 / 7)
+    assert m["rollout/originals_unsafe_rate"] == pytest.approx(3 / 7)
     assert m["rollout/reflection_rate"] == pytest.approx(3 / 8)
     # a's two corrections are safe, b's is still unsafe
     assert m["rollout/correction_success_rate"] == pytest.approx(2 / 3)
@@ -246,7 +246,7 @@ def test_group_rollout_callable_for_trainers(make_sample):
     assert all(math.isnan(x) for x in groups[0][0].generation.logprobs)
     assert groups[0][1].generation.text == group_rollout.last_result.groups[0].members[1].text
     assert groups[0][1].verdict.unsafe is False and groups[0][1].reward is not None
-    assert group_rollout.last_result.metrics["rollout/unsafe_rate"] == 0.5
+    assert group_rollout.last_result.metrics["rollout/originals_unsafe_rate"] == 0.5
 
 
 def test_unsafe_reasoning_is_reflected_on_and_named(make_sample):
@@ -265,9 +265,9 @@ def test_one_unsafe_rule_for_reflection_gate_and_metrics(make_sample):
     res, _, _ = run([make_sample("a", [U, T, S, S])], 4)
     for s in res.groups[0].originals:
         assert s.unsafe == Rubric.default().is_unsafe(s.verdict) == s.reward.gated
-    assert res.metrics["rollout/unsafe_rate"] == 0.5
-    assert res.metrics["rollout/unsafe_rate/answer"] == 0.25
-    assert res.metrics["rollout/unsafe_rate/reasoning"] == 0.25
+    assert res.metrics["rollout/originals_unsafe_rate"] == 0.5
+    assert res.metrics["rollout/originals_unsafe_rate/answer"] == 0.25
+    assert res.metrics["rollout/originals_unsafe_rate/reasoning"] == 0.25
     assert res.metrics["rollout/reflection_rate"] == 0.5
 
 
@@ -363,3 +363,75 @@ def test_reflection_prompt_names_the_unsafe_part(make_sample):
     by_slot = {c.corrects: message_text(c.reflection_prompt[-1]) for c in res.groups[0].corrections}
     assert "its reasoning contains harmful content" in by_slot[0]
     assert "its final answer gives harmful help" in by_slot[1]
+
+
+# --- issue 17 -------------------------------------------------------------------------------------
+
+def test_issue_17_contrast_never_keeps_unsafe_corrections(make_sample):
+    """Issue 17 finding 1: `policy: contrast` with `keep_unsafe_corrections: true` was accepted and
+    turned [U, U2, S, S2] into U -1.30, U'(unsafe) +0.78, U2 -0.26, U2'(unsafe) +0.78: both safe
+    answers dropped, unsafe corrections trained upward. Validation refuses the combination with one
+    line, and the group assembly never pairs an unsafe correction even if one reaches it."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as err:
+        RolloutConfig(policy="contrast", keep_unsafe_corrections=True)
+    assert "keep_unsafe_corrections" in err.value.errors()[0]["msg"]
+    RolloutConfig(policy="contrast", keep_unsafe_corrections=True, reflection=False)  # nothing to keep
+    cfg = RolloutConfig(policy="contrast").model_copy(update={"keep_unsafe_corrections": True})
+    ro = SafetyAwareRollout(ScriptedGenerator(), CountingJudge(), Rubric.default(), cfg, renderer=render)
+    res = ro.run([make_sample("a", [U, U, S, S], reflect=[U])], 4)
+    g = res.groups[0]
+    assert kinds(g) == [U, U, S, S] and not any(m.reflected for m in g.members)
+
+
+def _exhaustive_contrast_cases(G):
+    """Every original state per slot: Uc (unsafe, safely corrected), Uu (unsafe, uncorrected),
+    S (safe), X (unjudgeable)."""
+    import itertools
+
+    from safer_vlm.generation.base import Generation
+    from safer_vlm.rollout.safety_aware import RolloutSample
+
+    def member(slot, unsafe, reflected=False):
+        uid = f"s/{slot}" + (".r1" if reflected else "")
+        return RolloutSample(sample_index=0, slot=slot, generation=Generation(text=uid), verdict=Verdict(parse_ok=False),
+                             reward=None, unsafe=unsafe, uid=uid, reflected=reflected, corrects=slot if reflected else None)
+
+    for states in itertools.product(["Uc", "Uu", "S", "X"], repeat=G):
+        originals = [member(j, {"Uc": True, "Uu": True, "S": False, "X": None}[st]) for j, st in enumerate(states)]
+        results = [member(j, False, reflected=True) if st == "Uc" else None for j, st in enumerate(states)]
+        yield states, originals, results
+
+
+@pytest.mark.parametrize("G", [2, 3, 4, 5])
+def test_issue_17_contrast_with_odd_G_keeps_unsafe_originals_before_safe_and_unjudgeable(G):
+    """Issue 17 finding 6: with odd G the unsafe original of a pair that did not fit ranked below
+    safe and even unjudgeable originals (46 of 21,824 cases for G = 3 and 5). Exhaustively: the group
+    has G members, every kept correction sits beside its original, an unsafe original is dropped only
+    when no safe or unjudgeable original is kept, and an unjudgeable original is kept only when every
+    scored answer is."""
+    from safer_vlm.rollout.safety_aware import contrast_members
+
+    for states, originals, results in _exhaustive_contrast_cases(G):
+        members = contrast_members(originals, results)
+        kept = {m.uid for m in members}
+        assert len(members) == G, states
+        assert all(f"s/{m.corrects}" in kept for m in members if m.reflected), states
+        dropped = [o for o in originals if o.uid not in kept]
+        if any(o.unsafe is True for o in dropped):
+            assert not any(m.unsafe in (False, None) for m in members if not m.reflected), states
+        scored = [*[o for o in originals if o.unsafe is not None], *[r for r in results if r is not None]]
+        if any(m.unsafe is None for m in members):
+            assert all(s.uid in kept for s in scored), states
+
+
+def test_issue_17_unsafe_rate_names_say_which_population(make_sample):
+    """Issue 17 finding 10: `judge/unsafe_rate` (trained rows) and `rollout/unsafe_rate` (originals)
+    measured different populations under names that said the same thing (0.5 vs 1.0 in one step).
+    The rollout's rate is named for the originals it counts; the old ambiguous name is gone."""
+    res, _, _ = run([make_sample("a", [U, U, S, S])], 4, policy="replace")
+    m = res.metrics
+    assert "rollout/unsafe_rate" not in m
+    assert m["rollout/originals_unsafe_rate"] == 0.5
+    assert m["rollout/members_unsafe_rate"] == 0.0  # every unsafe original was replaced by a safe correction

@@ -89,7 +89,7 @@ def test_reflection_inside_grpo(tmp_path, gym_dir, gym_model_dir, monkeypatch, p
     rows = [json.loads(x) for x in (run_dir / METRICS_NAME).read_text().splitlines()]
     logged = [r for r in rows if "loss" in r and "reward" in r]
     assert logged and all(r["loss"] is not None and math.isfinite(r["loss"]) for r in logged)
-    assert logged[0]["rollout/unsafe_rate"] == pytest.approx(0.5)
+    assert logged[0]["rollout/originals_unsafe_rate"] == pytest.approx(0.5)
     assert logged[0]["rollout/reflection_rate"] > 0
     assert (run_dir / TRAJECTORIES_NAME).is_file()
 

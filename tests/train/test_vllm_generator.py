@@ -61,3 +61,43 @@ def test_server_mode_with_reflection_needs_one_process():
     check_vllm_rollout(server, reflection=True, num_processes=1)
     check_vllm_rollout(server, reflection=False, num_processes=8)
     check_vllm_rollout(GRPOSection(use_vllm=True, vllm_mode="colocate"), reflection=True, num_processes=8)
+
+
+class NaNLogprobGeneration(FakeVLLMGeneration):
+    """vLLM reported a NaN logprob for one token; TRL's extract_logprobs hands it on as None."""
+
+    def generate(self, prompts, images, num_generations):
+        prompts, completions, logprobs, extra = super().generate(prompts, images, num_generations)
+        logprobs[0][1] = [None]
+        return prompts, completions, logprobs, extra
+
+
+def test_issue_17_a_nan_logprob_from_vllm_does_not_crash_the_rollout(gym_dir, gym_model_dir):
+    """Issue 17 finding 4: TRL's extract_logprobs turns vLLM's NaN into None; TRLVLLMGenerator kept
+    it and flatten_groups raised TypeError on an original's row. The token's logprob is NaN again
+    (TRL's importance ratio 1 for it), in the generator and in flatten_groups alike."""
+    import math
+
+    from safer_vlm.generation.base import Generation
+    from safer_vlm.models.loading import load_processor
+    from safer_vlm.rollout.safety_aware import GroupMember
+    from safer_vlm.train.trl_adapter import flatten_groups
+
+    processor = load_processor(gym_model_dir)
+    samples = list(read_samples(gym_dir / "train.jsonl"))[:1]
+    trainer = FakeTrainer()
+    trainer.vllm_generation = NaNLogprobGeneration()
+    (group,) = TRLVLLMGenerator(trainer, processor).generate([GenRequest(samples[0])], n=2)
+    assert group[0].logprobs[0] == pytest.approx(-0.1) and math.isnan(group[0].logprobs[1])
+    # a generator elsewhere that hands on TRL's None directly
+    raw = Generation(text="x", completion_ids=[1, 2], logprobs=[-0.5, None], prompt_ids=[7])
+    members = [GroupMember(generation=g, verdict=None, reward=None, reflected=False) for g in (raw, group[1])]
+    for m in members:
+        m.generation.prompt_ids = [7]
+    from safer_vlm.judge.base import Verdict
+
+    for m in members:
+        m.verdict = Verdict(parse_ok=False)
+    out = flatten_groups([members], 2)
+    assert out["logprobs"][0][0] == -0.5 and math.isnan(out["logprobs"][0][1])
+    assert all(isinstance(x, float) for row in out["logprobs"] for x in row)
