@@ -150,3 +150,50 @@ def test_two_process_run_resumes_on_two_processes_with_torchrun(two_process_run,
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r and "train_runtime" not in r] == [1, 2, 3]
     assert _rank1_writes_not_its_own(writes_by_rank(log)["1"]) == []
+
+
+@pytest.mark.parametrize("name", ["cpu_2proc", "fsdp", "zero2", "zero3"])
+def test_shipped_accelerate_configs_parse_and_pick_the_launcher_they_claim(name):
+    """Catches: a shipped accelerate config that accelerate cannot read, and a CPU smoke-test config
+    that routes to accelerate's one-process launcher (what `--cpu` / `distributed_type: MULTI_CPU`
+    do without MPI) instead of its torchrun launcher."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+
+    path = REPO / "configs" / "accelerate" / f"{name}.yaml"
+    args = launch_command_parser().parse_args(["--config_file", str(path), "-m", "safer_vlm.cli", "train"])
+    args, defaults, _ = _validate_launch_command(args)
+    routed = {"cpu_2proc": args.multi_gpu, "fsdp": args.use_fsdp, "zero2": args.use_deepspeed,
+              "zero3": args.use_deepspeed}[name]
+    assert routed and not args.cpu  # --cpu would send every one of them to the one-process launcher
+    assert args.num_processes == (2 if name == "cpu_2proc" else 8)
+    if name.startswith("zero"):
+        assert defaults.deepspeed_config["zero_stage"] == int(name[-1])
+
+
+@pytest.mark.parametrize("flag", ["ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"])
+def test_sharded_engine_config_on_cpu_is_refused_not_silently_ddp(monkeypatch, flag):
+    """Catches: `accelerate launch --config_file configs/accelerate/fsdp.yaml` on a CPU run training
+    with plain DDP (accelerate 1.16 drops FSDP and DeepSpeed when the state is made with cpu=True:
+    measured here, the run finished with the whole model on every rank) instead of failing."""
+    from safer_vlm.errors import ConfigError
+    from safer_vlm.train.distributed import refuse_sharded_engine_on_cpu
+
+    monkeypatch.setenv(flag, "true")
+    with pytest.raises(ConfigError, match="does not shard on the CPU"):
+        refuse_sharded_engine_on_cpu("cpu")
+    refuse_sharded_engine_on_cpu("cuda")  # on GPUs the engine runs
+
+
+def test_replica_fingerprint_tells_one_changed_weight():
+    """Catches: a weights fingerprint too coarse to see two replicas that differ in one value."""
+    import torch
+
+    from safer_vlm.train.distributed import weights_fingerprint
+
+    a = torch.nn.Linear(4, 3)
+    b = torch.nn.Linear(4, 3)
+    b.load_state_dict(a.state_dict())
+    assert weights_fingerprint(a) == weights_fingerprint(b)
+    with torch.no_grad():
+        b.weight[1, 2] = torch.nextafter(b.weight[1, 2], torch.tensor(10.0))
+    assert weights_fingerprint(a) != weights_fingerprint(b)
