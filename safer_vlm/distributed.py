@@ -55,8 +55,30 @@ def join(what: str) -> Ranks:
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")
     ranks = Ranks(rank=dist.get_rank(), world=dist.get_world_size(), local=ranks.local)
-    print(f"{what}: rank {ranks.rank} of world size {ranks.world}", flush=True)
+    say(f"{what}: rank {ranks.rank} of world size {ranks.world}")
     return ranks
+
+
+def say(line: str) -> None:
+    """One line on stdout in one write, so the lines of several ranks sharing a terminal or a pipe
+    never run into each other."""
+    import sys
+
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def leave(ranks: Ranks, clean: bool = True) -> None:
+    """Leave the process group `join` made: after a barrier when every rank got here (`clean`), so
+    no rank exits while another still talks to it; at once after a failure (the others stop too)."""
+    if ranks.world <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        if clean:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 def barrier(ranks: Ranks) -> None:

@@ -39,7 +39,7 @@ from safer_vlm.curate.report import write_reports
 from safer_vlm.curate.sharding import Handoff, receive_candidates, score_sharded
 from safer_vlm.curate.similarity import ImageHasher
 from safer_vlm.data.schema import SafetySample, read_samples
-from safer_vlm.distributed import Ranks, join, rank_device
+from safer_vlm.distributed import Ranks, join, leave, rank_device
 from safer_vlm.errors import ConfigError, DataError
 from safer_vlm.generation.base import Generator
 from safer_vlm.judge.base import Judge
@@ -273,15 +273,20 @@ def run_curation(
     Under N processes (`torchrun`, `accelerate launch`) the ranks share the scoring and the main
     process alone writes (`safer_vlm.curate.sharding`); on the other ranks the result is empty."""
     ranks = join("curate")
-    if not ranks.main:
-        return _score_for_main(cfg, ranks, generator, judge)
     handoff = Handoff(ranks)
     try:
-        return _curate_main(cfg, ranks, handoff, generator=generator, judge=judge, loader=loader, console=console,
-                            overwrite=overwrite)
+        if not ranks.main:
+            result = _score_for_main(cfg, ranks, generator, judge)
+        else:
+            result = _curate_main(cfg, ranks, handoff, generator=generator, judge=judge, loader=loader,
+                                  console=console, overwrite=overwrite)
     except BaseException as exc:
-        handoff.fail(exc)  # the other ranks stop too, if they are still waiting for the candidates
+        if ranks.main:
+            handoff.fail(exc)  # the other ranks stop too, if they are still waiting for the candidates
+        leave(ranks, clean=False)
         raise
+    leave(ranks)
+    return result
 
 
 def _score_for_main(cfg: CurateConfig, ranks: Ranks, generator: Generator | None, judge: Judge | None) -> CurationResult:

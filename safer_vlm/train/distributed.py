@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from safer_vlm.distributed import Ranks
+from safer_vlm.distributed import Ranks, say
 from safer_vlm.errors import SaferVLMError
 
 #: Environment flags `accelerate launch` sets for a sharded engine config, and the engine's name.
@@ -47,8 +47,7 @@ def training_state(device: str) -> Any:
     refuse_sharded_engine_on_cpu(device)
     state = PartialState(cpu=device == "cpu")
     if state.num_processes > 1:
-        print(f"train: rank {state.process_index} of world size {state.num_processes} "
-              f"({state.backend}, {state.device})", flush=True)
+        say(f"train: rank {state.process_index} of world size {state.num_processes} ({state.backend}, {state.device})")
     return state
 
 
@@ -80,7 +79,7 @@ def check_replicas_agree(model: Any, state: Any) -> str:
     ranks = state_ranks(state)
     if ranks.world <= 1:
         return mine
-    print(f"train: rank {ranks.rank} weights sha256 {mine}", flush=True)
+    say(f"train: rank {ranks.rank} weights sha256 {mine}")
     every = all_gather_json(ranks, mine)
     if len(set(every)) != 1:
         raise SaferVLMError(

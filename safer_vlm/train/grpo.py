@@ -397,4 +397,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
         viewer = write_trajectory_viewer(cfg, run_dir)
         print(f"checkpoint: {run_dir / FINAL_NAME}  metrics: {run_dir / METRICS_NAME}  trajectories: {viewer}")
     state.wait_for_everyone()
+    if state.num_processes > 1:
+        state.destroy_process_group()  # no rank exits while another still talks to it
     return run_dir

@@ -15,6 +15,7 @@ from tests.curate.test_run import QUIET, make_config
 
 def main() -> None:
     from safer_vlm.curate.run import run_curation
+    from safer_vlm.distributed import say
 
     folder, out = Path(sys.argv[1]), sys.argv[2]
     fail_after = int(sys.argv[3]) if len(sys.argv) > 3 else None
@@ -23,7 +24,7 @@ def main() -> None:
     try:
         run_curation(make_config(folder, out), generator=gen, judge=ScriptedJudge(), console=QUIET)
     finally:
-        print(f"driver: rank {rank} sampled {','.join(gen.prompts_seen)}", flush=True)
+        say(f"driver: rank {rank} sampled {','.join(gen.prompts_seen)}")
 
 
 if __name__ == "__main__":

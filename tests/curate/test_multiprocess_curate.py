@@ -18,8 +18,8 @@ from tests.curate.conftest import ScriptedGenerator
 from tests.curate.test_run import make_config, run
 from tests.write_audit import audited_env, free_port, writes_by_rank
 
-RANK_LINE = re.compile(r"^curate: rank (\d+) of world size (\d+)$", re.M)
-SAMPLED = re.compile(r"^driver: rank (\d+) sampled (.*)$", re.M)
+RANK_LINE = re.compile(r"curate: rank (\d+) of world size (\d+)\n")
+SAMPLED = re.compile(r"driver: rank (\d+) sampled (.*)\n")
 
 
 def _torchrun(folder: Path, out: str, *extra: str) -> subprocess.CompletedProcess:

@@ -18,8 +18,8 @@ from tests.train.helpers import write_train_config
 from tests.write_audit import REPO, audited_env, free_port, writes_by_rank
 
 CPU_CONFIG = REPO / "configs" / "accelerate" / "cpu_2proc.yaml"
-RANK_LINE = re.compile(r"^train: rank (\d+) of world size (\d+)", re.M)
-WEIGHTS_LINE = re.compile(r"^train: rank (\d+) weights sha256 ([0-9a-f]{64})$", re.M)
+RANK_LINE = re.compile(r"train: rank (\d+) of world size (\d+) ")
+WEIGHTS_LINE = re.compile(r"train: rank (\d+) weights sha256 ([0-9a-f]{64})\n")
 
 
 def _tool(name: str) -> str:
