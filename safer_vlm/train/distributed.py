@@ -15,33 +15,28 @@ from typing import Any
 from safer_vlm.distributed import Ranks, say
 from safer_vlm.errors import SaferVLMError
 
-#: Environment flags `accelerate launch` sets for a sharded engine config, and the engine's name.
-SHARDED_ENGINE_FLAGS = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed ZeRO"}
-
 
 def refuse_sharded_engine_on_cpu(device: str) -> None:
-    """accelerate (1.16) runs FSDP and DeepSpeed only on accelerators: on the CPU its state keeps
-    `MULTI_CPU` and the Trainer wraps the model in plain DDP, every rank holding the whole model.
-    A sharded config launched for a CPU run is refused rather than silently not sharded."""
+    """accelerate (1.16) runs FSDP only on accelerators: on the CPU its state stays `MULTI_CPU` and
+    the Trainer wraps the model in plain DDP, every rank holding the whole model (measured with
+    configs/accelerate/fsdp.yaml on 2 CPU processes). That launch is refused rather than silently not
+    sharded. DeepSpeed ZeRO does run on the CPU (its CPU accelerator, gloo): not refused."""
     import os
 
     from safer_vlm.errors import ConfigError
 
-    if device != "cpu":
-        return
-    for flag, engine in SHARDED_ENGINE_FLAGS.items():
-        if os.environ.get(flag, "false").lower() == "true":
-            raise ConfigError(
-                f"the launcher asks for {engine} ({flag}=true) but grpo.device is cpu: accelerate does not "
-                f"shard on the CPU and would train with plain DDP instead; launch CPU runs with "
-                f"configs/accelerate/cpu_2proc.yaml or torchrun, and {engine} on GPUs (grpo.device: cuda)"
-            )
+    if device == "cpu" and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        raise ConfigError(
+            "the launcher asks for FSDP (ACCELERATE_USE_FSDP=true) but grpo.device is cpu: accelerate does not "
+            "run FSDP on the CPU and would train with plain DDP instead; launch CPU runs with "
+            "configs/accelerate/cpu_2proc.yaml, torchrun or a ZeRO config, and FSDP on GPUs (grpo.device: cuda)"
+        )
 
 
 def training_state(device: str) -> Any:
     """accelerate's PartialState for a run on `device` (`cpu`, `cuda`, ...); every rank says its rank
-    and the world size, so a log shows how many processes really trained. A sharded engine config
-    on the CPU is refused first (`refuse_sharded_engine_on_cpu`)."""
+    and the world size, so a log shows how many processes really trained. An FSDP config on the CPU
+    is refused first (`refuse_sharded_engine_on_cpu`)."""
     from accelerate import PartialState
 
     refuse_sharded_engine_on_cpu(device)
