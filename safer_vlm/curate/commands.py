@@ -31,7 +31,9 @@ def register(app: typer.Typer) -> None:
         try:
             run_curation(cfg, overwrite=overwrite)
         except OutputDirConflict as exc:
-            if overwrite or not sys.stdin.isatty():
+            from safer_vlm.distributed import env_ranks
+
+            if overwrite or not sys.stdin.isatty() or env_ranks().world > 1:  # N processes: no prompt
                 raise
             typer.echo(str(exc), err=True)
             if not typer.confirm("Overwrite those results?", default=False):

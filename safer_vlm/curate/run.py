@@ -3,8 +3,10 @@
 Reads top to bottom; each stage is a function of this package. Scoring (K answers per prompt, each
 judged) is the long part: it is cached per prompt under `<output_dir>/qibox_cache`, so a run killed
 at any point resumes where it stopped and gives the same `curated.jsonl` as an uninterrupted run.
-To scale: put the policy on a GPU (`policy.device`), raise `policy.batch_size`, and let a remote
-judge overlap with generation through `qibox.max_concurrency`.
+To scale: put the policy on a GPU (`policy.device`), raise `policy.batch_size`, let a remote
+judge overlap with generation through `qibox.max_concurrency`, and launch N processes
+(`torchrun --nproc_per_node N -m safer_vlm.cli curate ...`): they share the scoring, the main
+process alone writes, and the selection equals a 1-process run's (`safer_vlm.curate.sharding`).
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from safer_vlm.curate.qibox import (
     write_json_atomic,
 )
 from safer_vlm.curate.report import write_reports
+from safer_vlm.curate.sharding import Handoff, receive_candidates, score_sharded
 from safer_vlm.curate.similarity import ImageHasher
 from safer_vlm.data.schema import SafetySample, read_samples
+from safer_vlm.distributed import Ranks, join, leave, rank_device
 from safer_vlm.errors import ConfigError, DataError
 from safer_vlm.generation.base import Generator
 from safer_vlm.judge.base import Judge
@@ -163,12 +167,13 @@ def validate(samples: list[SafetySample], hasher: ImageHasher, problems: list[st
     return kept
 
 
-def build_generator(policy: PolicyConfig) -> Generator:
-    """The policy as an HFGenerator (transformers, safetensors only, no remote code)."""
+def build_generator(policy: PolicyConfig, device: str | None = None) -> Generator:
+    """The policy as an HFGenerator (transformers, safetensors only, no remote code), on `device`
+    (default `policy.device`)."""
     from safer_vlm.generation.hf_generator import HFGenerator
     from safer_vlm.models.loading import load_policy
 
-    model, processor = load_policy(policy.path, dtype=policy.dtype, device=policy.device)
+    model, processor = load_policy(policy.path, dtype=policy.dtype, device=device or policy.device)
     return HFGenerator(
         model,
         processor,
@@ -263,7 +268,53 @@ def run_curation(
     overwrite: bool = False,
 ) -> CurationResult:
     """Run every stage and write the run folder. `generator`, `judge` and `loader` default to the
-    ones the config names (HFGenerator on `policy`, `build_judge(judge, rubric)`, `load_source`)."""
+    ones the config names (HFGenerator on `policy`, `build_judge(judge, rubric)`, `load_source`).
+
+    Under N processes (`torchrun`, `accelerate launch`) the ranks share the scoring and the main
+    process alone writes (`safer_vlm.curate.sharding`); on the other ranks the result is empty."""
+    ranks = join("curate")
+    handoff = Handoff(ranks)
+    try:
+        if not ranks.main:
+            result = _score_for_main(cfg, ranks, generator, judge)
+        else:
+            result = _curate_main(cfg, ranks, handoff, generator=generator, judge=judge, loader=loader,
+                                  console=console, overwrite=overwrite)
+    except BaseException as exc:
+        if ranks.main:
+            handoff.fail(exc)  # the other ranks stop too, if they are still waiting for the candidates
+        leave(ranks, clean=False)
+        raise
+    leave(ranks)
+    return result
+
+
+def _score_for_main(cfg: CurateConfig, ranks: Ranks, generator: Generator | None, judge: Judge | None) -> CurationResult:
+    """A rank other than the main one: score this rank's share of the main process's candidates."""
+
+    def shard_scores(shard: list[SafetySample]):
+        from safer_vlm.judge.factory import build_judge
+
+        rank_judge = judge or build_judge(cfg.judge, cfg.rubric)
+        cache = ScoreCache(cfg.output_dir / CACHE_DIR, score_settings(cfg, rank_judge))  # made by the main process
+        rank_generator = generator or build_generator(cfg.policy, rank_device(cfg.policy.device, ranks))
+        return score_prompts(shard, rank_generator, rank_judge, cfg.rubric, cfg.qibox, cache, cfg.seed)
+
+    score_sharded(ranks, receive_candidates(ranks), shard_scores)
+    return CurationResult(output_dir=cfg.output_dir, summary={})
+
+
+def _curate_main(
+    cfg: CurateConfig,
+    ranks: Ranks,
+    handoff: Handoff,
+    *,
+    generator: Generator | None,
+    judge: Judge | None,
+    loader: Loader | None,
+    console: Console | None,
+    overwrite: bool,
+) -> CurationResult:
     console = console or Console(stderr=True)
     out = cfg.output_dir
     resumed = prepare_output_dir(cfg, overwrite)
@@ -321,10 +372,13 @@ def run_curation(
             cache = ScoreCache(out / CACHE_DIR, settings)
         if generator is None:
             with console.status(f"loading policy {cfg.policy.path}"):
-                generator = build_generator(cfg.policy)
-        task = progress.add_task(f"scoring prompts (K={cfg.qibox.k})", total=len(candidates))
-        scored = score_prompts(candidates, generator, judge, cfg.rubric, cfg.qibox, cache, cfg.seed,
-                               on_done=lambda: progress.advance(task))
+                generator = build_generator(cfg.policy, rank_device(cfg.policy.device, ranks))
+        handoff.send(candidates)
+        shard = ranks.mine(candidates)
+        where = f", rank 0 of {ranks.world}" if ranks.world > 1 else ""
+        task = progress.add_task(f"scoring prompts (K={cfg.qibox.k}{where})", total=len(shard))
+        scored = score_sharded(ranks, candidates, lambda mine: score_prompts(
+            mine, generator, judge, cfg.rubric, cfg.qibox, cache, cfg.seed, on_done=lambda: progress.advance(task)))
     valid = [st for st in scored.stats if st.dropped is None]
     stage("scored", len(valid), f"{len(scored.stats) - len(valid)} without statistics; "
           f"{scored.reused} from cache, {scored.scored} sampled now")

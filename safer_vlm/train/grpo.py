@@ -122,11 +122,13 @@ def drop_metrics_after(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
-def trajectory_logger(cfg: TrainConfig, run_dir: Path) -> Callable[[Any], None]:
-    """Keeps a few groups of every `trajectories.every_steps`-th rollout for the viewer, corrected first."""
+def trajectory_logger(cfg: TrainConfig, run_dir: Path, rank: int = 0) -> Callable[[Any], None]:
+    """Keeps a few groups of every `trajectories.every_steps`-th rollout for the viewer, corrected first.
+    Rank r > 0 keeps its own groups in its own shard, `trajectories.rank<r>.jsonl`."""
+    from safer_vlm.distributed import rank_path
     from safer_vlm.rollout.trajectory import TrajectoryWriter
 
-    writer = TrajectoryWriter(run_dir / TRAJECTORIES_NAME)
+    writer = TrajectoryWriter(rank_path(run_dir / TRAJECTORIES_NAME, rank))
     calls = {"n": 0}
 
     def log(result: Any) -> None:
@@ -288,7 +290,7 @@ def run_grpo(
         model.config._name_or_path = str(ref_dir)
     dataset = trl_adapter.build_dataset(samples, render_chat, sample_images)
     rollout = group_rollout or make_group_rollout(cfg, judge)
-    stats = trl_adapter.RolloutStats(on_groups=trajectory_logger(cfg, run_dir) if state.is_main_process else None)
+    stats = trl_adapter.RolloutStats(on_groups=trajectory_logger(cfg, run_dir, state.process_index))
     rollout_func = trl_adapter.make_rollout_func(
         {s.id: s for s in samples}, rollout, generator_factory(processor, cfg.grpo), stats
     )
@@ -298,7 +300,7 @@ def run_grpo(
         args.model_init_kwargs = {"attn_implementation": attn_of(model)}
     trl_adapter.check_vllm_rollout(cfg.grpo, cfg.rollout.reflection, args.world_size)
     callbacks = [trl_adapter.metrics_callback(run_dir / METRICS_NAME, on_log), processor_files_callback(processor)]
-    callbacks += backend_callbacks(cfg.logging.report_to, run_dir, cfg.logging.wandb_project)
+    callbacks += backend_callbacks(cfg.logging.report_to, run_dir, cfg.logging.wandb_project, main=state.is_main_process)
     if on_step is not None:
         callbacks.append(trl_adapter.step_callback(on_step))
     trainer = trl_adapter.make_trainer(
@@ -311,22 +313,23 @@ def run_grpo(
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
     """The whole `safer-vlm train` command; returns the run folder.
 
-    Under `accelerate launch` every process runs this: the main process prepares the run folder,
-    builds the tiny model, the gym and the warm start first; the others then find them there. Only
-    the main process writes metrics, trajectories and checkpoints."""
+    Under `torchrun` / `accelerate launch` every process runs this: the main process prepares the run
+    folder, builds the tiny model, the gym and the warm start first; the others then find them there.
+    Only the main process writes shared files (metrics, checkpoints, `final/`, the viewer); rank r
+    keeps its rollout groups in `trajectories.rank<r>.jsonl`."""
     import transformers
-    from accelerate import PartialState
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from safer_vlm.models.attention import resolve_attn_implementation
     from safer_vlm.models.loading import load_policy
     from safer_vlm.train import trl_adapter
+    from safer_vlm.train.distributed import check_replicas_agree, training_state
     from safer_vlm.train.logging_backends import write_versions
     from safer_vlm.train.sft import sft_warmstart
 
-    state = PartialState()
-    main = state.is_main_process
     device = select_device(cfg)  # fail before the run folder is touched
+    state = training_state(device)  # as TRL will build it: else every CPU rank thinks it is the main one
+    main = state.is_main_process
     if device == "cuda":
         device = str(state.device)  # cuda:<local rank> under accelerate launch
     run_dir = Path(cfg.output_dir)
@@ -378,7 +381,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
             on_log=on_log, reference_dir=sft_dir if cfg.sft_warmstart.enabled else source,
         )
     final = run_dir / FINAL_NAME
-    if getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False):
+    sharded = getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False)
+    if not sharded:
+        check_replicas_agree(trainer.accelerator.unwrap_model(trainer.model), state)
+    if sharded:
         # sharded weights: the Trainer gathers them (a collective, every process calls it). Not run here.
         trainer.save_model(str(final))
         if main:
@@ -391,4 +397,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
         viewer = write_trajectory_viewer(cfg, run_dir)
         print(f"checkpoint: {run_dir / FINAL_NAME}  metrics: {run_dir / METRICS_NAME}  trajectories: {viewer}")
     state.wait_for_everyone()
+    if state.num_processes > 1:
+        state.destroy_process_group()  # no rank exits while another still talks to it
     return run_dir

@@ -20,8 +20,10 @@ PACKAGES = ("safer-vlm", "torch", "transformers", "trl", "peft", "accelerate", "
             "pydantic", "tensorboard", "wandb", "vllm", "deepspeed")
 
 
-def backend_callbacks(report_to: list[str], run_dir: Path, project: str = "safer-vlm") -> list[Any]:
-    """TrainerCallbacks writing under `run_dir` for each named backend (a ConfigError if one is missing)."""
+def backend_callbacks(report_to: list[str], run_dir: Path, project: str = "safer-vlm", main: bool = True) -> list[Any]:
+    """TrainerCallbacks writing under `run_dir` for each named backend (a ConfigError if one is missing,
+    on every process); on a process other than the main one, none (a SummaryWriter writes its event
+    file as soon as it is made)."""
     from safer_vlm.errors import ConfigError
 
     callbacks: list[Any] = []
@@ -35,7 +37,8 @@ def backend_callbacks(report_to: list[str], run_dir: Path, project: str = "safer
                 ) from None
             from transformers.integrations import TensorBoardCallback
 
-            callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(run_dir / TENSORBOARD_DIR))))
+            if main:
+                callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(run_dir / TENSORBOARD_DIR))))
         elif name == "wandb":
             try:
                 import wandb  # noqa: F401
@@ -43,6 +46,8 @@ def backend_callbacks(report_to: list[str], run_dir: Path, project: str = "safer
                 raise ConfigError("logging.report_to has wandb but it is not installed: pip install wandb") from None
             from transformers.integrations import WandbCallback
 
+            if not main:
+                continue
             os.environ.setdefault("WANDB_MODE", "offline")
             os.environ.setdefault("WANDB_DIR", str(run_dir))
             os.environ.setdefault("WANDB_PROJECT", project)
