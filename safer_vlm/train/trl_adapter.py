@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from safer_vlm.data.schema import SafetySample
+from safer_vlm.errors import ConfigError
 from safer_vlm.generation.base import Generator
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.rollout.safety_aware import GroupMember, GroupRollout
@@ -455,6 +456,7 @@ def make_trainer(
     finally:
         trl_logger.removeFilter(quiet)
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and our progress bar
+    install_exact_resume(trainer)
     return trainer
 
 
@@ -485,3 +487,122 @@ def last_checkpoint(run_dir: Path) -> str | None:
             return str(child)
         print(f"skipping incomplete checkpoint {child} (no trainer_state.json: the run stopped while saving it)")
     return None
+
+
+class ResumeError(ConfigError):
+    """A checkpoint that cannot restore this run's weights: refused (one line, exit 2), never warned."""
+
+
+def checkpoint_key_map(model: Any) -> dict[str, str]:
+    """{name in a `save_pretrained` checkpoint: name in `model.state_dict()`}.
+
+    Why: transformers' `save_pretrained` writes Qwen2.5-VL weights under the checkpoint names
+    (`model.layers.*`, `visual.*`, reverting the conversions `from_pretrained` applied), while the
+    Trainer's resume reads them back with a raw `load_state_dict(strict=False)` under the module
+    names (`model.language_model.*`, `model.visual.*`): nothing matched and every weight silently
+    stayed at its initial value. This mirrors the save path (`revert_weight_conversion`, pinned
+    transformers) so each saved name maps back to the module's own name."""
+    from transformers.conversion_mapping import get_model_conversion_mapping
+    from transformers.core_model_loading import PrefixChange, WeightRenaming, apply_renamings
+
+    conversions = getattr(model, "_weight_conversions", None)
+    if conversions is None:  # built in memory: save_pretrained uses the default mapping, minus prefix changes
+        conversions = [c for c in get_model_conversion_mapping(model, add_legacy=False) if not isinstance(c, PrefixChange)]
+    reverse = [c.reverse_transform() for c in (conversions or [])[::-1]]
+    if any(not isinstance(r, WeightRenaming) for r in reverse):
+        raise ResumeError(f"{type(model).__name__} saves converted (not just renamed) weights; exact resume cannot map them")
+    return {apply_renamings(name, reverse): name for name in model.state_dict()}
+
+
+def _read_safetensors(folder: Path) -> dict[str, Any] | None:
+    """Every tensor of a (possibly sharded) safetensors checkpoint, on the CPU; None without one."""
+    from safetensors.torch import load_file
+
+    single = folder / "model.safetensors"
+    if single.is_file():
+        return load_file(str(single), device="cpu")
+    index = folder / "model.safetensors.index.json"
+    if not index.is_file():
+        return None
+    shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+    out: dict[str, Any] = {}
+    for shard in shards:
+        out.update(load_file(str(folder / shard), device="cpu"))
+    return out
+
+
+def _trainable(model: Any) -> list[str]:
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def _refuse(checkpoint: Path, missing: list[str], total: int) -> None:
+    raise ResumeError(
+        f"cannot resume from {checkpoint}: it holds no value for {len(missing)} of the {total} trainable "
+        f"weights (e.g. {missing[0]}), so resuming would silently restart them from their initial values"
+    )
+
+
+def load_full_weights(model: Any, checkpoint: str | Path) -> bool:
+    """Load a full-weight checkpoint into `model` under the module's own names; False when the folder
+    holds no full weights (an adapter checkpoint). Refuses (ResumeError) when any trainable weight of
+    `model` is not in the checkpoint, or the checkpoint holds weights `model` does not have."""
+    folder = Path(checkpoint)
+    saved = _read_safetensors(folder)
+    if saved is None:
+        return False
+    names = checkpoint_key_map(model)
+    renamed = {names.get(k, k): v for k, v in saved.items()}
+    trainable = _trainable(model)
+    missing = [n for n in trainable if n not in renamed]
+    if missing:
+        _refuse(folder, missing, len(trainable))
+    result = model.load_state_dict(renamed, strict=False)
+    if result.unexpected_keys:
+        raise ResumeError(
+            f"cannot resume from {folder}: it holds {len(result.unexpected_keys)} weights this model does not "
+            f"have (e.g. {result.unexpected_keys[0]}); it was written by another model"
+        )
+    return True
+
+
+def check_adapter_restored(model: Any, checkpoint: str | Path) -> None:
+    """After the Trainer loaded a LoRA checkpoint: every trainable adapter weight now equals the
+    checkpoint's (peft maps the names); refuses (ResumeError) otherwise."""
+    import torch
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    folder = Path(checkpoint)
+    path = folder / "adapter_model.safetensors"
+    if not path.is_file():
+        raise ResumeError(f"cannot resume from {folder}: it holds neither model weights nor a LoRA adapter")
+    saved = load_file(str(path), device="cpu")
+    current = get_peft_model_state_dict(model)
+    trainable = _trainable(model)
+    differ = [k for k, v in current.items() if k not in saved or not torch.equal(v.detach().cpu(), saved[k])]
+    if len(current) < len(trainable) or differ:
+        _refuse(folder, differ or trainable, len(trainable))
+
+
+def install_exact_resume(trainer: Any) -> None:
+    """Make `trainer.train(resume_from_checkpoint=...)` restore the weights exactly (see
+    `checkpoint_key_map`): full weights through `load_full_weights`, LoRA adapters through the
+    Trainer's peft path, then checked by `check_adapter_restored`. Optimizer, scheduler, RNG states
+    and the data position are restored by the Trainer itself from the same folder."""
+    from safer_vlm.train.lora import is_peft_model
+
+    original = trainer._load_from_checkpoint
+
+    def load(resume_from_checkpoint: str, model: Any = None) -> None:
+        target = trainer.model if model is None else model
+        if getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False):
+            original(resume_from_checkpoint, model)  # sharded states: the Trainer's own loaders (not run here)
+            return
+        if is_peft_model(target):
+            original(resume_from_checkpoint, model)
+            check_adapter_restored(target, resume_from_checkpoint)
+            return
+        if not load_full_weights(target, resume_from_checkpoint):
+            raise ResumeError(f"cannot resume from {resume_from_checkpoint}: it holds no model.safetensors")
+
+    trainer._load_from_checkpoint = load
