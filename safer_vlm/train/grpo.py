@@ -23,7 +23,7 @@ from safer_vlm.errors import ConfigError, DataError
 from safer_vlm.judge.base import Judge
 from safer_vlm.rollout.safety_aware import GroupRollout
 from safer_vlm.train.config import TrainConfig
-from safer_vlm.train.run_dir import prepare_run_dir
+from safer_vlm.train.run_dir import claim_run_dir
 
 METRICS_NAME = "metrics.jsonl"
 FINAL_NAME = "final"
@@ -309,7 +309,23 @@ def run_grpo(
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
-    """The whole `safer-vlm train` command; returns the run folder.
+    """The whole `safer-vlm train` command; returns the run folder. A run that fails before its
+    first real work (paths, model, data, judge) leaves no folder behind (`Claim.abandon`)."""
+    claims: list[Any] = []
+    try:
+        run_dir = _train(cfg, resume=resume, overwrite=overwrite, claims=claims)
+    except BaseException:
+        for claim in claims:
+            claim.abandon()
+        raise
+    for claim in claims:
+        claim.finish()
+    return run_dir
+
+
+def _train(cfg: TrainConfig, *, resume: bool, overwrite: bool, claims: list[Any]) -> Path:
+    """`train`'s body; the folder claim is appended to `claims` and marked `started` once the
+    real work (warm start or GRPO) begins.
 
     Under `accelerate launch` every process runs this: the main process prepares the run folder,
     builds the tiny model, the gym and the warm start first; the others then find them there. Only
@@ -331,7 +347,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
         device = str(state.device)  # cuda:<local rank> under accelerate launch
     run_dir = Path(cfg.output_dir)
     if main:
-        run_dir = prepare_run_dir(cfg, cfg.output_dir, resume=resume, overwrite=overwrite)
+        claims.append(claim_run_dir(cfg, cfg.output_dir, resume=resume, overwrite=overwrite))
+        run_dir = claims[-1].path
     state.wait_for_everyone()
     finished = any((run_dir / FINAL_NAME / name).is_file() for name in ("config.json", "adapter_config.json"))
     if resume and finished:
@@ -360,6 +377,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
             sft_warmstart(model, processor, train_samples, cfg.sft_warmstart, seed=cfg.grpo.seed)
             save_policy(model, processor, sft_dir)
     judge = make_judge(cfg)
+    for claim in claims:
+        claim.started = True  # checks passed: from here on the folder holds work
     with Progress(
         TextColumn("GRPO"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
         disable=not main,
