@@ -181,16 +181,20 @@ def claim_folder(
     can_resume: bool = True,
     reuse_same_config: bool = False,
     argv: list[str] | None = None,
+    choices: str | None = None,
 ) -> Claim:
     """Claim `path` for `command` run with `config` (plain data, compared on --resume).
 
     `entries`: the top-level names the command writes. `can_resume`: whether the command has a
     `--resume` (named in refusals). `reuse_same_config`: the command continues a folder of the
-    same config without a flag (curation's score cache, the gym's identical rebuild)."""
+    same config without a flag (curation's score cache, the gym's identical rebuild). `choices`:
+    what a refusal tells the user to do instead of the default flags (a command without them)."""
     path = Path(path)
     manifest = read_manifest(path)
     non_empty = path.is_dir() and any(path.iterdir())
-    choices = "pass --resume to continue it or --overwrite" if can_resume else "pass --overwrite"
+    if choices is None:
+        choices = "pass --resume to continue it or --overwrite" if can_resume else "pass --overwrite"
+        choices += " to replace it (removes only what the run wrote), or choose another output_dir"
     if path.exists() and not path.is_dir():
         raise FolderConflict(f"{path} is a file, not a folder; choose another output_dir")
     if non_empty and manifest is None:
@@ -218,8 +222,7 @@ def claim_folder(
             return claim
         if not overwrite:
             raise FolderConflict(
-                f"{path} holds {what}; {choices} to replace it (removes only what the run wrote), "
-                "or choose another output_dir"
+                f"{path} holds {what}; {choices}"
             )
         _remove_entries(path, manifest["entries"])
     elif resume:

@@ -31,6 +31,7 @@ from safer_vlm.judge.base import Judge, JudgeItem
 from safer_vlm.judge.config import load_judge_config
 from safer_vlm.judge.factory import build_judge, max_in_flight
 from safer_vlm.judge.run import judge_all
+from safer_vlm.run_folder import claim_folder, write_text_atomic
 from safer_vlm.sync_bridge import run_sync
 
 RESULTS = "results.json"
@@ -184,8 +185,9 @@ def run_eval(cfg: EvalConfig, *, make_generator: Any = None, say: Any = print) -
         raise ConfigError(f"two judges share an id ({ids}); give each judge config its own `judge_id`")
     out = Path(cfg.out)
     earlier = _earlier_results(out, cfg.model)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "eval_config.json").write_text(cfg.model_dump_json(indent=2), encoding="utf-8")
+    claim_folder(out, "eval", {}, ("eval_config.json", RESULTS, "images", *(b.key for b in cfg.benchmarks)),
+                 reuse_same_config=True, can_resume=False, choices="nothing in it is replaced; choose another `out`")
+    write_text_atomic(out / "eval_config.json", cfg.model_dump_json(indent=2))
     make_generator = make_generator or PolicyFactory(cfg).generator
     ctx = Context(cfg.rubric, tuple(cfg.refusal_keywords))
     train_path = training_data_path(cfg.model, cfg.training_data)
@@ -201,7 +203,7 @@ def run_eval(cfg: EvalConfig, *, make_generator: Any = None, say: Any = print) -
         "judges": ids, "rubric": cfg.rubric.fingerprint(), "benchmarks": {**earlier, **results},
         "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
-    (out / RESULTS).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_text_atomic(out / RESULTS, json.dumps(summary, indent=2))
     return summary
 
 

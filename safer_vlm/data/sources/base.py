@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -318,13 +316,7 @@ def store_image_bytes(cache: Path, data: bytes, label: str) -> str:
     name = f"{image_digest(data)}.{_EXTENSIONS.get(fmt, fmt.lower() or 'bin')}"
     target = cache / name
     if not target.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache, prefix=".tmp-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from safer_vlm.run_folder import write_bytes_atomic
+
+        write_bytes_atomic(target, data)
     return name
