@@ -288,7 +288,10 @@ def run_grpo(
         model.config._name_or_path = str(ref_dir)
     dataset = trl_adapter.build_dataset(samples, render_chat, sample_images)
     rollout = group_rollout or make_group_rollout(cfg, judge)
-    stats = trl_adapter.RolloutStats(on_groups=trajectory_logger(cfg, run_dir) if state.is_main_process else None)
+    health = trl_adapter.JudgeHealth(cfg.judge.max_failure_rate, cfg.judge.failure_window)
+    stats = trl_adapter.RolloutStats(
+        on_groups=trajectory_logger(cfg, run_dir) if state.is_main_process else None, health=health
+    )
     rollout_func = trl_adapter.make_rollout_func(
         {s.id: s for s in samples}, rollout, generator_factory(processor, cfg.grpo), stats
     )
@@ -299,12 +302,14 @@ def run_grpo(
     trl_adapter.check_vllm_rollout(cfg.grpo, cfg.rollout.reflection, args.world_size)
     callbacks = [trl_adapter.metrics_callback(run_dir / METRICS_NAME, on_log), processor_files_callback(processor)]
     callbacks += backend_callbacks(cfg.logging.report_to, run_dir, cfg.logging.wandb_project)
+    callbacks.append(trl_adapter.judge_health_callback(health))
     if on_step is not None:
         callbacks.append(trl_adapter.step_callback(on_step))
     trainer = trl_adapter.make_trainer(
         model, processor, dataset, args, rollout_func, cfg.rubric, callbacks, stats, peft_config=peft_config
     )
     trainer.train(resume_from_checkpoint=resume_from)
+    trl_adapter.raise_if_stopped(health)  # a judge that fails too often stops the run, checkpoint saved
     return trainer
 
 

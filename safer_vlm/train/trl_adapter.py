@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from safer_vlm.data.schema import SafetySample
-from safer_vlm.errors import ConfigError
+from safer_vlm.errors import ConfigError, SaferVLMError
 from safer_vlm.generation.base import Generator
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.rollout.safety_aware import GroupMember, GroupRollout
@@ -88,9 +88,10 @@ class RolloutStats:
     """Hands the latest rollout's metrics from `rollout_func` to `structured_reward`, which is where
     TRL lets us log (`log_metric`); the rollout and the reward of one step run back to back."""
 
-    def __init__(self, on_groups: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, on_groups: Callable[[Any], None] | None = None, health: JudgeHealth | None = None) -> None:
         self.pending: dict[str, float] = {}
         self.on_groups = on_groups  # also handed each step's RolloutResult (trajectory log)
+        self.health = health  # counts the judge's failures for the stop rule
 
     def take(self) -> dict[str, float]:
         out, self.pending = self.pending, {}
@@ -103,6 +104,8 @@ def _scored_record(sg: GroupMember) -> dict[str, Any]:
         "reward": None if sg.reward is None else sg.reward.total,
         "parts": {} if sg.reward is None else dict(sg.reward.parts),
         "parse_ok": sg.verdict.parse_ok and sg.verdict.error is None,
+        "judge_error": sg.verdict.error,  # transport failure: no reply at all
+        "judge_reason": None if sg.verdict.parse_ok else (sg.verdict.rationale or "unparseable reply")[:300],
         "unsafe": sg.unsafe,  # the rubric's one rule (`Rubric.is_unsafe`), not the judge's raw flag
         "reflected": sg.reflected,
         "judge_id": sg.verdict.judge_id,
@@ -193,6 +196,8 @@ def make_structured_reward(stats: RolloutStats | None = None) -> Callable[..., l
         if log_metric is not None and stats is not None:
             for key, value in stats.take().items():
                 log_metric(key, float(value))
+        if stats is not None and stats.health is not None:
+            stats.health.count(scored)
         return _structured_reward(scored, log_metric)
 
     structured_reward.__name__ = "structured_reward"
@@ -202,8 +207,11 @@ def make_structured_reward(stats: RolloutStats | None = None) -> Callable[..., l
 def _structured_reward(scored: list[dict], log_metric: Callable | None) -> list[float | None]:
     rewards = [rec["reward"] for rec in scored]
     if log_metric is not None:
-        failures = sum(r is None for r in rewards)
+        transport = sum(rec.get("judge_error") is not None for rec in scored)
+        failures = sum(r is None for r in rewards) - transport  # replied, but not as a verdict
         reflected = sum(bool(rec["reflected"]) for rec in scored)
+        log_metric("judge/transport_errors", float(transport))
+        log_metric("judge/transport_error_rate", transport / max(len(rewards), 1))
         log_metric("judge/parse_failures", float(failures))
         log_metric("judge/parse_failure_rate", failures / max(len(rewards), 1))
         log_metric("rollout/reflected_frac", reflected / max(len(rewards), 1))
@@ -211,6 +219,78 @@ def _structured_reward(scored: list[dict], log_metric: Callable | None) -> list[
         if unsafe:
             log_metric("judge/unsafe_rate", sum(unsafe) / len(unsafe))
     return rewards
+
+
+class JudgeFailure(SaferVLMError):
+    """The judge failed on too many answers: training stopped after a checkpoint."""
+
+
+class JudgeHealth:
+    """Counts, per optimizer step, the answers with no usable verdict: transport errors (no reply:
+    `Verdict.error`) and parse failures (a reply that is not a verdict), kept apart. Training on
+    them is training on nothing (reward None, advantage 0), so more than `max_failure_rate` of the
+    answers over the last `window` steps stops the run (`judge_health_callback`)."""
+
+    def __init__(self, max_failure_rate: float, window: int) -> None:
+        from collections import deque
+
+        self.max_failure_rate = max_failure_rate
+        self.window = window
+        self.pending = [0, 0, 0]  # transport, parse, answers since the last step ended
+        self.steps: Any = deque(maxlen=window)
+        self.first_error: str | None = None
+        self.stopped: str | None = None  # the one-line reason, once the rule fired
+
+    def count(self, scored: list[dict]) -> None:
+        for rec in scored:
+            self.pending[2] += 1
+            if rec.get("judge_error") is not None:
+                self.pending[0] += 1
+                self.first_error = self.first_error or f"transport error: {rec['judge_error']}"
+            elif rec.get("reward") is None and not rec.get("parse_ok", True):
+                self.pending[1] += 1
+                self.first_error = self.first_error or f"unparseable reply: {rec.get('judge_reason')}"
+
+    def end_step(self, step: int) -> str | None:
+        """Close one optimizer step; the stop message when the rule fires, else None."""
+        if self.pending[2]:
+            self.steps.append(tuple(self.pending))
+        self.pending = [0, 0, 0]
+        if len(self.steps) < self.window:
+            return None
+        transport = sum(s[0] for s in self.steps)
+        parse = sum(s[1] for s in self.steps)
+        total = sum(s[2] for s in self.steps)
+        if total == 0 or (transport + parse) / total <= self.max_failure_rate:
+            return None
+        first = " ".join(str(self.first_error).split())[:300]
+        return (
+            f"training stopped at step {step}: the judge gave no usable verdict for {transport + parse} of the "
+            f"last {total} answers over {len(self.steps)} steps ({transport} transport errors, {parse} "
+            f"unparseable replies; judge.max_failure_rate={self.max_failure_rate}); first error: {first}; "
+            "a checkpoint was saved: fix it and rerun with --resume"
+        )
+
+
+def judge_health_callback(health: JudgeHealth):
+    """A TrainerCallback applying `JudgeHealth`'s rule after each optimizer step: when it fires, the
+    Trainer saves a checkpoint of this step and stops; `raise_if_stopped` then ends the command."""
+    from transformers import TrainerCallback
+
+    class _JudgeHealth(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            message = health.end_step(state.global_step)
+            if message is not None:
+                health.stopped = message
+                control.should_save = True
+                control.should_training_stop = True
+
+    return _JudgeHealth()
+
+
+def raise_if_stopped(health: JudgeHealth | None) -> None:
+    if health is not None and health.stopped:
+        raise JudgeFailure(health.stopped)
 
 
 def _part_reward(func_name: str, part_key: str) -> Callable[..., list[float | None]]:
