@@ -33,7 +33,13 @@ def load_run(folder: Path) -> dict[str, Any]:
     path = Path(folder) / "results.json"
     if not path.is_file():
         raise DataError(f"{folder}: no results.json here; run `safer-vlm eval --out {folder}` first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable results.json ({exc}); rerun `safer-vlm eval --out {folder}`") from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), dict):
+        raise DataError(f"{path}: field 'benchmarks': missing or not a mapping; rerun `safer-vlm eval --out {folder}`")
+    return data
 
 
 def load_published(path: Path) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ sharing one cache folder.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,18 @@ from safer_vlm.sync_bridge import run_sync
 def _refuse_overwrite(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise SaferVLMError(f"{path} already exists; pass --overwrite to replace it")
+    _check_writable(path)
+
+
+def _check_writable(path: Path) -> None:
+    """Before any judging: the output can be written there (else the judged work would be lost)."""
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if path.is_dir():
+        raise SaferVLMError(f"--output {path} is a folder; give a file path")
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise SaferVLMError(f"--output {path}: cannot write in {folder} (permission denied or not a folder)")
 
 
 def _write_jsonl_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
