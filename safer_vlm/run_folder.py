@@ -121,10 +121,26 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("entries"), list) else None
 
 
+#: The folder the running command claimed last (what an interrupt reports as saved).
+_LAST: list[Claim] = []
+
+
+def last_claim() -> Claim | None:
+    return _LAST[-1] if _LAST else None
+
+
 class Claim:
-    """A folder this command owns: `entries` are the top-level names it writes (files or folders)."""
+    """A folder this command owns: `entries` are the top-level names it writes (files or folders).
+
+    `resume`: how the command continues after an interrupt: "--resume" (add that flag), "rerun"
+    (the same command continues from what was saved) or None (it starts over: --overwrite).
+    `saved_note`: says what is saved so far (the last checkpoint), for the interrupt line."""
+
+    resume: str | None = None
+    saved_note: Any = None
 
     def __init__(self, path: Path, manifest: dict[str, Any], *, created: bool, existing: bool) -> None:
+        _LAST.append(self)
         self.path = path
         self.manifest = manifest
         self.created = created  # this claim made the folder (abandon() may then remove it)
@@ -183,13 +199,15 @@ def claim_folder(
     argv: list[str] | None = None,
     choices: str | None = None,
 ) -> Claim:
-    """Claim `path` for `command` run with `config` (plain data, compared on --resume).
+    """Claim `path` for `command` run with `config` (plain data, compared on --resume); see
+    `Claim` for how it is resumed after an interrupt.
 
     `entries`: the top-level names the command writes. `can_resume`: whether the command has a
     `--resume` (named in refusals). `reuse_same_config`: the command continues a folder of the
     same config without a flag (curation's score cache, the gym's identical rebuild). `choices`:
     what a refusal tells the user to do instead of the default flags (a command without them)."""
     path = Path(path)
+    how = "--resume" if can_resume else ("rerun" if reuse_same_config else None)
     manifest = read_manifest(path)
     non_empty = path.is_dir() and any(path.iterdir())
     if choices is None:
@@ -213,11 +231,13 @@ def claim_folder(
                 )
             manifest["entries"] = _merge(manifest["entries"], entries)
             claim = Claim(path, manifest, created=False, existing=True)
+            claim.resume = how
             claim._save()
             return claim
         if same and reuse_same_config and not overwrite:
             manifest["entries"] = _merge(manifest["entries"], entries)
             claim = Claim(path, manifest, created=False, existing=True)
+            claim.resume = how
             claim._save()
             return claim
         if not overwrite:
@@ -238,6 +258,7 @@ def claim_folder(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     claim = Claim(path, fresh, created=created, existing=False)
+    claim.resume = how
     claim._save()
     return claim
 

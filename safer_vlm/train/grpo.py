@@ -99,8 +99,9 @@ def load_samples(cfg: TrainConfig, run_dir: Path) -> tuple[list[SafetySample], l
 def make_judge(cfg: TrainConfig) -> Judge:
     """The training judge (`judge.backend`: rules, openai_compat, hf_local or an ensemble)."""
     from safer_vlm.judge.factory import build_judge
+    from safer_vlm.sync_bridge import close_on_interrupt
 
-    return build_judge(cfg.judge, cfg.rubric)
+    return close_on_interrupt(build_judge(cfg.judge, cfg.rubric))
 
 
 def make_group_rollout(cfg: TrainConfig, judge: Judge) -> GroupRollout:
@@ -328,6 +329,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     return run_dir
 
 
+def _saved_so_far(run_dir: Path) -> str:
+    """For the interrupt line: the checkpoint a --resume continues from."""
+    from safer_vlm.train.trl_adapter import last_checkpoint
+
+    found = last_checkpoint(run_dir / "checkpoints")
+    return f"last checkpoint {found}" if found else "no checkpoint yet: --resume starts from the first step"
+
+
 def _train(cfg: TrainConfig, *, resume: bool, overwrite: bool, claims: list[Any]) -> Path:
     """`train`'s body; the folder claim is appended to `claims` and marked `started` once the
     real work (warm start or GRPO) begins.
@@ -354,6 +363,7 @@ def _train(cfg: TrainConfig, *, resume: bool, overwrite: bool, claims: list[Any]
     if main:
         claims.append(claim_run_dir(cfg, cfg.output_dir, resume=resume, overwrite=overwrite))
         run_dir = claims[-1].path
+        claims[-1].saved_note = lambda: _saved_so_far(run_dir)
     state.wait_for_everyone()
     finished = any((run_dir / FINAL_NAME / name).is_file() for name in ("config.json", "adapter_config.json"))
     if resume and finished:
