@@ -105,7 +105,8 @@ def _scored_record(sg: GroupMember) -> dict[str, Any]:
         "parts": {} if sg.reward is None else dict(sg.reward.parts),
         "parse_ok": sg.verdict.parse_ok and sg.verdict.error is None,
         "judge_error": sg.verdict.error,  # transport failure: no reply at all
-        "judge_reason": None if sg.verdict.parse_ok else (sg.verdict.rationale or "unparseable reply")[:300],
+        "judge_reason": None if sg.verdict.parse_ok or sg.verdict.error is not None
+        else (sg.verdict.rationale or "unparseable reply")[:300],
         "unsafe": sg.unsafe,  # the rubric's one rule (`Rubric.is_unsafe`), not the judge's raw flag
         "reflected": sg.reflected,
         "judge_id": sg.verdict.judge_id,

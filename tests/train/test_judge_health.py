@@ -1,4 +1,5 @@
-"""A judge that answers nothing stops training (after a checkpoint) instead of training on nothing.
+"""A judge that answers nothing stops training (after a checkpoint) instead of training on nothing;
+one that cannot be reached at all is refused before the run starts.
 
 Defect caught (issue 14): with an unreachable judge, or one whose every reply fails to parse, every
 reward was None (advantage 0, loss 0), TRL warned once per sample, and `train` exited 0 with a
@@ -60,8 +61,33 @@ def _assert_stopped_with_checkpoint(proc: subprocess.CompletedProcess, run: Path
     assert max(r["step"] for r in rows) == WINDOW
 
 
-def test_an_unreachable_judge_stops_training_within_the_window(tmp_path, gym_dir, gym_model_dir):
+def test_an_unreachable_judge_is_refused_before_anything_is_written(tmp_path, gym_dir, gym_model_dir):
+    """Nothing listens on the judge's port: one line, exit 2, before the run folder is claimed."""
     proc, run = _run_train(tmp_path, gym_dir, gym_model_dir, f"http://127.0.0.1:{_closed_port()}/v1")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: judge.base_url http://127.0.0.1:"), proc.stderr
+    assert "cannot connect" in errors[0]
+    assert not run.exists()
+
+
+class _FailingServer(FakeServer):
+    """Accepts connections, answers every request with HTTP 500: a judge that died behind its port."""
+
+    async def _handle(self, request):
+        from aiohttp import web
+
+        self.hits["any"] += 1
+        return web.Response(status=500, text="internal error")
+
+
+def test_transport_errors_stop_training_within_the_window(tmp_path, gym_dir, gym_model_dir):
+    server = _FailingServer().start()
+    try:
+        proc, run = _run_train(tmp_path, gym_dir, gym_model_dir, server.url)
+    finally:
+        server.stop()
+    assert server.total_hits > 0
     _assert_stopped_with_checkpoint(proc, run, "first error: transport error")
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if "loss" in x]
     assert rows[0]["judge/transport_error_rate"] == 1.0 and rows[0]["judge/parse_failure_rate"] == 0.0
