@@ -538,7 +538,14 @@ def make_trainer(
         trl_logger.removeFilter(quiet)
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and our progress bar
     install_exact_resume(trainer)
+    # TRL dumps a whole batch row (images included) when no reward could be made; the judge's
+    # failures are counted in judge/* metrics and stop the run (JudgeHealth), so drop that dump.
+    if not any(getattr(f, "prefix", None) == NO_REWARD_DUMP for f in trl_logger.filters):
+        trl_logger.addFilter(_DropMessage(NO_REWARD_DUMP))
     return trainer
+
+
+NO_REWARD_DUMP = "All reward functions returned None"
 
 
 class _DropMessage:
