@@ -37,12 +37,33 @@ def claim_run_dir(
     """Claim `run_dir` for `cfg` (see `safer_vlm.run_folder.claim_folder` for the rules) and write
     its `config.yaml`."""
     wanted = config_dict(cfg)
+    if resume:
+        _adopt_legacy_run(Path(run_dir), command, wanted, entries)
     claim = claim_folder(
         Path(run_dir), command, wanted, entries, resume=resume, overwrite=overwrite, can_resume=can_resume
     )
     if not claim.existing:
         write_text_atomic(claim.path / CONFIG_NAME, yaml.safe_dump(wanted, sort_keys=False))
     return claim
+
+
+def _adopt_legacy_run(run_dir: Path, command: str, wanted: dict, entries: tuple[str, ...]) -> None:
+    """A run folder written before manifests existed, holding this very config in `config.yaml`, is
+    given its manifest so `--resume` continues it (resuming deletes nothing; --overwrite of such a
+    folder stays refused until it has one)."""
+    from safer_vlm.run_folder import MANIFEST_NAME, write_json_atomic
+
+    saved = run_dir / CONFIG_NAME
+    if (run_dir / MANIFEST_NAME).exists() or not saved.is_file():
+        return
+    try:
+        same = yaml.safe_load(saved.read_text(encoding="utf-8")) == wanted
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return
+    if same:
+        present = [name for name in entries if (run_dir / name).exists()]
+        write_json_atomic(run_dir / MANIFEST_NAME, {"command": command, "config": wanted, "entries": present,
+                                                    "status": "partial", "adopted": True}, indent=2)
 
 
 def prepare_run_dir(cfg, run_dir: Path, *, resume: bool = False, overwrite: bool = False) -> Path:

@@ -93,3 +93,18 @@ def test_a_train_run_that_fails_its_checks_leaves_no_folder(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
     # the corrected config then runs into the same folder without any flag
     assert claim_run_dir(_cfg(tmp_path), tmp_path / "run").existing is False
+
+
+def test_a_run_folder_from_before_manifests_resumes_but_is_never_overwritten(tmp_path):
+    """A run made by an earlier version (config.yaml, checkpoints, no manifest) must stay resumable."""
+    from safer_vlm.train.run_dir import config_dict
+
+    run = tmp_path / "run"
+    (run / "checkpoints" / "checkpoint-1").mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(config_dict(_cfg(tmp_path)), sort_keys=False))
+    with pytest.raises(ConfigError, match="not a folder safer-vlm wrote"):
+        claim_run_dir(_cfg(tmp_path), run, overwrite=True)
+    with pytest.raises(ConfigError, match="not a folder safer-vlm wrote"):
+        claim_run_dir(_cfg(tmp_path, steps=5), run, resume=True)  # another config: not adopted
+    assert claim_run_dir(_cfg(tmp_path), run, resume=True).existing
+    assert (run / "checkpoints" / "checkpoint-1").is_dir()
