@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -251,7 +252,7 @@ def claim_folder(
     make_dir(path)
     fresh = {
         "command": command,
-        "argv": argv,
+        "argv": argv if argv is not None else sys.argv[1:],  # the command line that made it
         "config": _plain(config),
         "entries": _merge([], entries),
         "status": "partial",
