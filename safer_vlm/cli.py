@@ -52,22 +52,57 @@ def _click_exceptions() -> tuple[type[Exception], ...]:
     return tuple(dict.fromkeys(found))
 
 
+INTERRUPTED = 130
+
+
+def interrupt_line(args: list[str]) -> str:
+    """One line for Ctrl-C: what was saved (the folder the command claimed) and the exact command
+    that continues from it."""
+    import shlex
+
+    from safer_vlm.run_folder import MANIFEST_NAME, last_claim
+
+    claim = last_claim()
+    if claim is None or not (claim.path / MANIFEST_NAME).is_file():  # none, or abandoned before any work
+        return "interrupted: nothing was saved"
+    saved = f"{claim.path} keeps what was saved"
+    if callable(claim.saved_note):
+        saved += f" ({claim.saved_note()})"
+    command = "safer-vlm " + shlex.join(args)
+    if claim.resume == "--resume":
+        return f"interrupted: {saved}; resume with: {command}" + ("" if "--resume" in args else " --resume")
+    if claim.resume == "rerun":
+        return f"interrupted: {saved}; resume with the same command: {command}"
+    return f"interrupted: {saved}; this command cannot resume, start again with: {command} --overwrite"
+
+
+def _interrupted(args: list[str]) -> None:
+    from safer_vlm.sync_bridge import cancel_pending
+
+    cancel_pending()  # no "Task was destroyed" / "Event loop is closed" lines after ours
+    print(interrupt_line(args), file=sys.stderr, flush=True)
+    raise SystemExit(INTERRUPTED) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one `error: ...` line and exit status 2, never a traceback;
     usage errors (unknown command or option) print the usage line and one `Error:` line, exit 2."""
     # transformers' own deprecation notices (raised inside TRL's calls) say nothing a user can act on
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        # Without standalone mode click returns (not raises) a command's `typer.Exit(code)`.
-        rc = app(args=argv, prog_name="safer-vlm", standalone_mode=False)
+        # Without standalone mode click returns (not raises) a command's `typer.Exit(code)`; typer
+        # turns a KeyboardInterrupt inside the command into the return value 130.
+        rc = app(args=args, prog_name="safer-vlm", standalone_mode=False)
+        if rc == INTERRUPTED:
+            _interrupted(args)
         if isinstance(rc, int) and not isinstance(rc, bool) and rc != 0:
             raise SystemExit(rc)
     except SaferVLMError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except (typer.Abort, KeyboardInterrupt):
-        print("aborted", file=sys.stderr)
-        raise SystemExit(130) from None
+        _interrupted(args)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except Exception as exc:

@@ -60,7 +60,13 @@ def set_override(data: dict[str, Any], dotted: str) -> None:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {dotted!r}: '{p}' is not a section")
-    node[parts[-1]] = yaml.safe_load(raw)
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        problem = str(exc).splitlines()[0]
+        raise ConfigError(
+            f"--set {dotted}: the value is not valid YAML ({problem}); quote it: --set '{key}=\"{raw}\"'"
+        ) from None
 
 
 def load_config(model: type[M], path: Path, overrides: list[str] | None = None) -> M:

@@ -19,6 +19,7 @@ import typer
 from pydantic import Field, field_validator
 
 from safer_vlm.config import StrictModel
+from safer_vlm.run_folder import write_text_atomic
 from safer_vlm.train.config import (
     DataSection,
     GRPOSection,
@@ -340,24 +341,31 @@ def run_demo(
     from safer_vlm.models.loading import load_policy
     from safer_vlm.train import grpo
     from safer_vlm.train.heldout import score_heldout
-    from safer_vlm.train.run_dir import prepare_run_dir
+    from safer_vlm.train.run_dir import DEMO_ENTRIES, claim_run_dir
     from safer_vlm.train.sft import sft_warmstart
 
     start = time.perf_counter()
     if cfg.cpu_threads is not None:
         torch.set_num_threads(cfg.cpu_threads)
     device = grpo.select_device(cfg)  # fail before the run folder is touched
-    run_dir = prepare_run_dir(cfg, cfg.output_dir, overwrite=overwrite)
-    transformers.set_seed(cfg.grpo.seed)
-    transformers.utils.logging.disable_progress_bar()  # our rich bars report progress
-    _build_tiny(cfg, run_dir)
-    source = grpo.policy_source(cfg, run_dir)
-    train_samples, heldout = grpo.load_samples(cfg, run_dir)
-    if not heldout:
-        from safer_vlm.errors import DataError
+    claim = claim_run_dir(cfg, cfg.output_dir, overwrite=overwrite, command="demo", can_resume=False,
+                          entries=DEMO_ENTRIES)
+    run_dir = claim.path
+    try:  # the checks before the first real work: a failure here leaves no folder behind
+        transformers.set_seed(cfg.grpo.seed)
+        transformers.utils.logging.disable_progress_bar()  # our rich bars report progress
+        _build_tiny(cfg, run_dir)
+        source = grpo.policy_source(cfg, run_dir)
+        train_samples, heldout = grpo.load_samples(cfg, run_dir)
+        if not heldout:
+            from safer_vlm.errors import DataError
 
-        raise DataError("the demo needs a held-out split to score")
-    model, processor = load_policy(source, dtype=cfg.model.dtype, device=device)
+            raise DataError("the demo needs a held-out split to score")
+        model, processor = load_policy(source, dtype=cfg.model.dtype, device=device)
+    except BaseException:
+        claim.abandon()
+        raise
+    claim.started = True
     judge = grpo.make_judge(cfg)
     h = cfg.heldout
     say = print if progress else (lambda *a, **k: None)
@@ -454,8 +462,9 @@ def run_demo(
         "wall_time_s": time.perf_counter() - start,
         "seed": cfg.grpo.seed,
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     write_report(run_dir / "report.md", summary, stages)
+    claim.finish()
     acc0, acc1 = summary["accuracy_before"], summary["accuracy_after"]
     sft = f" (SFT {_fmt(summary['heldout_reward_after_sft'])})" if "after SFT" in stages else ""
     say(f"report: {run_dir / 'report.md'}")
@@ -534,7 +543,7 @@ def register(app: typer.Typer) -> None:
     def demo(
         config: Path | None = typer.Option(None, "--config", help="demo config YAML (default: built-in demo)"),
         set_: list[str] = typer.Option([], "--set", help="override a config key: key.path=value (repeatable)"),
-        overwrite: bool = typer.Option(False, "--overwrite", help="replace a run folder written by another config"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace the run in this folder (removes only what it wrote)"),
         ablation: bool = typer.Option(
             False, "--ablation",
             help="run plain GRPO and each reflection group policy over several seeds (config section "

@@ -16,7 +16,7 @@ from safer_vlm.judge.config import JudgeConfig, resolve_judge_paths
 from safer_vlm.judge.rubric import Rubric
 
 #: `load_source` keyword arguments a source's `options` may set.
-SOURCE_OPTIONS = ("field_map", "split", "max_pixels", "image_cache")
+SOURCE_OPTIONS = ("field_map", "split", "max_pixels", "max_text_chars", "max_images", "image_cache")
 
 
 class SourceSpec(StrictModel):

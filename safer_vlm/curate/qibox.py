@@ -17,10 +17,8 @@ import asyncio
 import hashlib
 import json
 import math
-import os
 import random
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -39,6 +37,7 @@ from safer_vlm.generation.base import Generation, Generator, GenRequest
 from safer_vlm.judge.base import Judge, JudgeItem, Verdict
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.reward import compose_reward
+from safer_vlm.run_folder import write_json_atomic  # noqa: F401  (re-exported for curate.run)
 from safer_vlm.sync_bridge import run_sync
 
 BalanceBy = Literal["category", "subcategory", "source"]
@@ -168,20 +167,6 @@ class CacheMismatchError(ConfigError):
 
 def fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that a reader (or a resumed run) sees the old file or the new one, never a part."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, sort_keys=True, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ScoreCache:

@@ -40,9 +40,17 @@ from safer_vlm.curate.sharding import Handoff, receive_candidates, score_sharded
 from safer_vlm.curate.similarity import ImageHasher
 from safer_vlm.data.schema import SafetySample, read_samples
 from safer_vlm.distributed import Ranks, join, leave, rank_device
-from safer_vlm.errors import ConfigError, DataError
+from safer_vlm.errors import DataError
 from safer_vlm.generation.base import Generator
 from safer_vlm.judge.base import Judge
+from safer_vlm.run_folder import (
+    Claim,
+    FolderConflict,
+    claim_folder,
+    copy_file_atomic,
+    read_manifest,
+    write_jsonl_atomic,
+)
 
 #: Files a run writes (and replaces when the user agrees to overwrite a different config's results).
 RESULT_FILES = (
@@ -59,7 +67,7 @@ CACHE_DIR = "qibox_cache"
 Loader = Callable[..., Any]
 
 
-class OutputDirConflict(ConfigError):
+class OutputDirConflict(FolderConflict):
     """The output folder holds something this run must not silently replace."""
 
 
@@ -90,33 +98,29 @@ def _diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 def prepare_output_dir(cfg: CurateConfig, overwrite: bool = False) -> bool:
-    """Claim the output folder; True when it already holds this config's run (which then resumes).
+    """`claim_output_dir`; True when the folder already holds this config's run (which resumes)."""
+    return claim_output_dir(cfg, overwrite).existing
 
-    A folder holding another config's results is refused unless `overwrite`; then those results
-    (not the score cache, which has its own settings check) are removed."""
+
+def claim_output_dir(cfg: CurateConfig, overwrite: bool = False) -> Claim:
+    """Claim the output folder (`safer_vlm.run_folder`); `.existing` when it already holds this
+    config's run (which then resumes from its score cache).
+
+    A folder holding another config's results is refused unless `overwrite`; then the entries the
+    manifest lists are removed (not the score cache, which has its own settings check). A folder
+    without a manifest is never touched."""
     out = cfg.output_dir
     snap = config_snapshot(cfg)
-    saved = out / "config.json"
-    resumed = False
-    if out.exists() and any(out.iterdir()):
-        if not saved.exists():
-            raise OutputDirConflict(f"{out} is not empty and is not a curation run folder (no config.json); "
-                                    "choose a new or empty output_dir")
-        old = json.loads(saved.read_text(encoding="utf-8"))
-        if old == snap:
-            resumed = True
-        elif not overwrite:
-            diff = _diff_keys(old, snap)
-            shown = ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
-            raise OutputDirConflict(f"{out} holds the results of a different config (differs in: {shown}); "
-                                    "choose another output_dir, or confirm overwriting them (--overwrite)")
-        else:
-            for name in RESULT_FILES:
-                (out / name).unlink(missing_ok=True)
-            shutil.rmtree(out / "images", ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(saved, snap)
-    return resumed
+    manifest = read_manifest(out)
+    if manifest is not None and manifest.get("config") != snap and not overwrite:
+        diff = _diff_keys(manifest.get("config"), snap)
+        shown = ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
+        raise OutputDirConflict(f"{out} holds the results of a different config (differs in: {shown}); "
+                                "choose another output_dir, or confirm overwriting them (--overwrite)")
+    claim = claim_folder(out, "curate", snap, (*RESULT_FILES, "images", "config.json", ".image_cache"), overwrite=overwrite,
+                         can_resume=False, reuse_same_config=True)
+    write_json_atomic(out / "config.json", snap)
+    return claim
 
 
 # ---------------------------------------------------------------- stages
@@ -221,9 +225,7 @@ def export_images(
             dst = out / dst_rel
             if not dst.exists() or dst.stat().st_size != src.stat().st_size:
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dst.with_name(f".{dst.name}.tmp")
-                shutil.copyfile(src, tmp)
-                os.replace(tmp, dst)
+                copy_file_atomic(src, dst)
             rel_paths.append(dst_rel.as_posix())
         new = s.model_copy(update={"images": rel_paths})
         new.root = out
@@ -248,11 +250,7 @@ def _categories(samples: list[SafetySample] | list[Any]) -> dict[str, int]:
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_jsonl_atomic(path, rows)
 
 
 # ---------------------------------------------------------------- the run
@@ -317,8 +315,8 @@ def _curate_main(
 ) -> CurationResult:
     console = console or Console(stderr=True)
     out = cfg.output_dir
-    resumed = prepare_output_dir(cfg, overwrite)
-    console.print(f"[bold]curate[/bold] -> {out}" + (" (resuming)" if resumed else ""))
+    claim = claim_output_dir(cfg, overwrite)
+    console.print(f"[bold]curate[/bold] -> {out}" + (" (resuming)" if claim.existing else ""))
     loader = loader or _default_loader()
     problems: list[str] = []
     stages: list[dict[str, Any]] = []
@@ -326,11 +324,17 @@ def _curate_main(
     def stage(name: str, count: int, note: str = "") -> None:
         stages.append({"stage": name, "prompts": count, "note": note})
 
-    # 1. load
-    loaded = load_sets(cfg.sources, out / ".image_cache", loader, problems, console)
+    # 1. load (the run's first checks: a release that cannot be read leaves no folder behind)
+    try:
+        loaded = load_sets(cfg.sources, out / ".image_cache", loader, problems, console)
+        skipped = len(problems)
+        evals_loaded = load_sets(cfg.eval_sets, out / ".image_cache" / "eval", loader, problems, console)
+    except BaseException:
+        claim.abandon()
+        raise
+    claim.started = True
     pool = [s for _, samples in loaded for s in samples]
-    stage("loaded", len(pool), f"{len(problems)} records skipped")
-    evals_loaded = load_sets(cfg.eval_sets, out / ".image_cache" / "eval", loader, problems, console)
+    stage("loaded", len(pool), f"{skipped} records skipped")
 
     hasher = ImageHasher(cfg.dedup.image)
     eval_hasher = ImageHasher(cfg.decontam.image)
@@ -433,6 +437,7 @@ def _curate_main(
     }
     write_json_atomic(out / "curation.json", summary)
     write_reports(out, summary, scored.stats, cfg.qibox.box, {st.uid for st in sel.selected})
+    claim.finish()
 
     table = Table(title="curation", show_lines=False)
     for col in ("stage", "prompts", "note"):

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from safer_vlm.data.images import MAX_PIXELS
+from safer_vlm.data.sources.base import MAX_IMAGES, MAX_TEXT_CHARS
 from safer_vlm.errors import ConfigError, DataError
 
 
@@ -37,6 +38,10 @@ def validate(
     ),
     split: str | None = typer.Option(None, "--split", help="Read only this split (default: all)."),
     max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", help="Pixel budget per image."),
+    max_text_chars: int = typer.Option(
+        MAX_TEXT_CHARS, "--max-text-chars", help="Longest question / reference accepted (characters)."
+    ),
+    max_images: int = typer.Option(MAX_IMAGES, "--max-images", help="Most images accepted in one item."),
     write: Path | None = typer.Option(None, "--write", help="Export loaded samples to this JSONL file."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Allow --write to replace an existing file."),
 ) -> None:
@@ -53,6 +58,8 @@ def validate(
         field_map=parse_field_map(field_map),
         split=split,
         max_pixels=max_pixels,
+        max_text_chars=max_text_chars,
+        max_images=max_images,
         progress=True,
     )
     for problem in result.problems:

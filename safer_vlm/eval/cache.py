@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -174,15 +173,11 @@ def item_seed(run_seed: int, item: str, k: int) -> int:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temp file beside `path`, then `os.replace` it: a kill leaves the old file or
-    the new one, never half of one. (The lead may point this at `safer_vlm.run_folder` at merge.)"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(json.dumps(obj, indent=2))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Results JSON, replaced atomically (`safer_vlm.run_folder`'s one writer): a kill leaves the
+    old file or the new one, never half of one."""
+    from safer_vlm.run_folder import write_json_atomic as write
+
+    write(path, obj, indent=2)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

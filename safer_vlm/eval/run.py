@@ -41,6 +41,7 @@ from safer_vlm.judge.base import Judge, JudgeItem
 from safer_vlm.judge.config import load_judge_config
 from safer_vlm.judge.factory import build_judge, max_in_flight
 from safer_vlm.judge.run import judge_all
+from safer_vlm.run_folder import claim_folder
 from safer_vlm.sync_bridge import run_sync
 
 RESULTS = "results.json"
@@ -231,9 +232,12 @@ def run_eval(cfg: EvalConfig, *, make_generator: Any = None, say: Any = print) -
     out = Path(cfg.out)
     earlier = _earlier_results(out, cfg.model)
     shard = current_shard()
-    out.mkdir(parents=True, exist_ok=True)
-    if shard.main:
+    if shard.main:  # one writer: the main process claims the folder, the others wait for it
+        claim_folder(out, "eval", {}, ("eval_config.json", RESULTS, "images", "fingerprints.json",
+                                       *(b.key for b in cfg.benchmarks)),
+                     reuse_same_config=True, can_resume=False, choices="nothing in it is replaced; choose another `out`")
         write_json_atomic(out / "eval_config.json", json.loads(cfg.model_dump_json()))
+    shard.barrier()
     make_generator = make_generator or PolicyFactory(cfg).generator
     ctx = Context(cfg.rubric, tuple(cfg.refusal_keywords))
     train_path = training_data_path(cfg.model, cfg.training_data)

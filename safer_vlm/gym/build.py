@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from safer_vlm.gym.vocab import (
     word_category,
     words_of_level,
 )
+from safer_vlm.run_folder import write_text_atomic
 
 SPLITS = ("train", "heldout")
 MANIFEST = "gym.json"
@@ -222,27 +222,16 @@ def _check_disjoint(splits: dict[str, list[SafetySample]]) -> None:
 
 
 def _prepare_out_dir(out_dir: Path, cfg: GymConfig, overwrite: bool) -> None:
-    manifest = out_dir / MANIFEST
-    if out_dir.exists() and any(out_dir.iterdir()):
-        same = False
-        if manifest.is_file():
-            try:
-                same = json.loads(manifest.read_text(encoding="utf-8")).get("config") == cfg.model_dump(
-                    mode="json"
-                )
-            except json.JSONDecodeError:
-                same = False
-        if not (same or overwrite):
-            raise DataError(
-                f"{out_dir}: folder is not empty and holds no gym built with this config; "
-                "choose another folder or pass overwrite=True"
-            )
-        if overwrite:
-            for name in ("train.jsonl", "heldout.jsonl", MANIFEST):
-                (out_dir / name).unlink(missing_ok=True)
-            if (out_dir / "images").is_dir():
-                shutil.rmtree(out_dir / "images")
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    """Claim `out_dir` (`safer_vlm.run_folder`): the same config rebuilds in place; another config
+    is refused unless `overwrite` (then only the gym's own entries are removed)."""
+    from safer_vlm.run_folder import FolderConflict, claim_folder, make_dir
+
+    try:
+        claim_folder(out_dir, "gym", cfg.model_dump(mode="json"), ("train.jsonl", "heldout.jsonl", "images", MANIFEST),
+                     overwrite=overwrite, can_resume=False, reuse_same_config=True)
+    except FolderConflict as exc:
+        raise DataError(str(exc)) from None
+    make_dir(out_dir / "images")
 
 
 def build_gym(cfg: GymConfig, out_dir: Path, overwrite: bool = False) -> GymPaths:
@@ -278,7 +267,7 @@ def build_gym(cfg: GymConfig, out_dir: Path, overwrite: bool = False) -> GymPath
         "config": cfg.model_dump(mode="json"),
         "counts": {split: _counts(samples) for split, samples in splits.items()},
     }
-    paths.manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_text_atomic(paths.manifest, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return paths
 
 

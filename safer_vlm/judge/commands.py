@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +31,24 @@ from safer_vlm.sync_bridge import run_sync
 def _refuse_overwrite(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise SaferVLMError(f"{path} already exists; pass --overwrite to replace it")
+    _check_writable(path)
+
+
+def _check_writable(path: Path) -> None:
+    """Before any judging: the output can be written there (else the judged work would be lost)."""
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if path.is_dir():
+        raise SaferVLMError(f"--output {path} is a folder; give a file path")
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise SaferVLMError(f"--output {path}: cannot write in {folder} (permission denied or not a folder)")
 
 
 def _write_jsonl_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from safer_vlm.run_folder import write_text_atomic
+
+    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def _load(judge_path: Path, rubric_path: Path | None) -> tuple[Any, Rubric]:

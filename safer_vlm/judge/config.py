@@ -17,6 +17,12 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 class _JudgeBase(StrictModel):
     batch_size: int = Field(16, ge=1, description="items handed to the judge per call (progress granularity)")
+    max_failure_rate: float = Field(
+        0.5, ge=0, le=1,
+        description="training stops (after a checkpoint) when more than this share of answers got no usable "
+        "verdict (transport errors + unparseable replies) over `failure_window` steps",
+    )
+    failure_window: int = Field(3, ge=1, description="optimizer steps over which max_failure_rate is measured")
 
 
 class RulesJudgeConfig(_JudgeBase):

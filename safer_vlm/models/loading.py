@@ -125,7 +125,42 @@ def _source(name_or_path: str | Path) -> str:
     looks_local = isinstance(name_or_path, Path) or text.startswith(("/", ".", "~")) or text.count("/") != 1
     if looks_local:
         raise ConfigError(f"model path {path} does not exist")
-    return text
+    return _hub_source(text)
+
+
+#: Seconds to wait for the hub before calling it unreachable (transformers' own retries take minutes).
+HUB_PROBE_TIMEOUT_S = 5.0
+
+
+def _hub_source(repo_id: str) -> str:
+    """Offline first: a hub id already in the local hub cache loads from its snapshot folder with no
+    network at all; otherwise the hub must answer within HUB_PROBE_TIMEOUT_S, or this is one
+    ConfigError line (instead of minutes of retries). When it answers, transformers downloads."""
+    import os
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo_id, "config.json")
+    if isinstance(cached, str):
+        snapshot = Path(cached).parent
+        if any((snapshot / n).is_file() for n in ("model.safetensors", "model.safetensors.index.json")):
+            return str(snapshot)
+    if constants.HF_HUB_OFFLINE:
+        raise ConfigError(f"model {repo_id!r} is not a local folder nor in the local hub cache, and HF_HUB_OFFLINE is set")
+    endpoint = os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
+    try:
+        urllib.request.urlopen(f"{endpoint}/api/models/{repo_id}", timeout=HUB_PROBE_TIMEOUT_S).close()
+    except urllib.error.HTTPError:
+        pass  # the hub answered (a private or missing repo): transformers reports what it says
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConfigError(
+            f"model {repo_id!r} is not a local folder nor in the local hub cache, and the hub ({endpoint}) "
+            f"cannot be reached ({reason}); download it where there is network, or give a local path"
+        ) from None
+    return repo_id
 
 
 def _one_line(exc: BaseException) -> str:

@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Option(..., "--config", help="training config YAML (see configs/)"),
         set_: list[str] = typer.Option([], "--set", help="override a config key: key.path=value (repeatable)"),
         resume: bool = typer.Option(False, "--resume", help="continue from the last checkpoint in the run folder"),
-        overwrite: bool = typer.Option(False, "--overwrite", help="replace a run folder written by another config"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace the run in this folder (removes only what it wrote)"),
     ) -> None:
         """Run safety-aware GRPO from a config; writes a checkpoint, the config and metrics.jsonl."""
         from safer_vlm.config import load_config

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from safer_vlm.config import StrictModel
-from safer_vlm.judge.config import JudgeConfig, RulesJudgeConfig, check_verdict_budget
+from safer_vlm.judge.config import JudgeConfig, RulesJudgeConfig, check_verdict_budget, resolve_judge_paths
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.rollout.config import RolloutConfig
 
@@ -208,6 +208,18 @@ class TrainConfig(StrictModel):
     lora: LoRASection = Field(default_factory=LoRASection, description="LoRA adapters (peft)")
     logging: LoggingSection = Field(default_factory=LoggingSection, description="metric backends")
     output_dir: Path = Field(Path("runs/train"), description="run folder (config, metrics, checkpoint)")
+
+    def resolve_paths(self, base: Path) -> None:
+        """Relative paths in a config file resolve against the file's folder, as in every command
+        (curate, eval, judge): `data.path`, `output_dir`, the judge's cache folder, and `model.path`
+        when it names a folder that exists there (otherwise it is a hub id)."""
+        if self.data.path is not None and not self.data.path.is_absolute():
+            self.data.path = (base / self.data.path).resolve()
+        if not self.output_dir.is_absolute():
+            self.output_dir = (base / self.output_dir).resolve()
+        if self.model.path is not None and not Path(self.model.path).is_absolute() and (base / self.model.path).exists():
+            self.model.path = str((base / self.model.path).resolve())
+        resolve_judge_paths(self.judge, base)
 
     @model_validator(mode="after")
     def _judge_fits_rubric(self) -> TrainConfig:

@@ -23,7 +23,7 @@ from safer_vlm.errors import ConfigError, DataError
 from safer_vlm.judge.base import Judge
 from safer_vlm.rollout.safety_aware import GroupRollout
 from safer_vlm.train.config import TrainConfig
-from safer_vlm.train.run_dir import prepare_run_dir
+from safer_vlm.train.run_dir import claim_run_dir
 
 METRICS_NAME = "metrics.jsonl"
 FINAL_NAME = "final"
@@ -99,8 +99,32 @@ def load_samples(cfg: TrainConfig, run_dir: Path) -> tuple[list[SafetySample], l
 def make_judge(cfg: TrainConfig) -> Judge:
     """The training judge (`judge.backend`: rules, openai_compat, hf_local or an ensemble)."""
     from safer_vlm.judge.factory import build_judge
+    from safer_vlm.sync_bridge import close_on_interrupt
 
-    return build_judge(cfg.judge, cfg.rubric)
+    return close_on_interrupt(build_judge(cfg.judge, cfg.rubric))
+
+
+def check_judge_reachable(judge_cfg: Any, timeout_s: float = 5.0) -> None:
+    """Preflight: an HTTP judge (an ensemble's members too) whose host refuses the connection is a
+    ConfigError here, before the run folder is claimed or a model is loaded. A judge that dies or
+    replies nonsense later is caught by the failure-rate rule (`trl_adapter.JudgeHealth`)."""
+    import socket
+    from urllib.parse import urlparse
+
+    for member in getattr(judge_cfg, "members", None) or []:
+        check_judge_reachable(member, timeout_s)
+    url = getattr(judge_cfg, "base_url", None)
+    if not url:
+        return
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"judge.base_url {url}: cannot connect ({exc.strerror or exc}); start the judge server or fix "
+            "judge.base_url (nothing was written)"
+        ) from None
 
 
 def make_group_rollout(cfg: TrainConfig, judge: Judge) -> GroupRollout:
@@ -290,7 +314,8 @@ def run_grpo(
         model.config._name_or_path = str(ref_dir)
     dataset = trl_adapter.build_dataset(samples, render_chat, sample_images)
     rollout = group_rollout or make_group_rollout(cfg, judge)
-    stats = trl_adapter.RolloutStats(on_groups=trajectory_logger(cfg, run_dir, state.process_index))
+    health = trl_adapter.JudgeHealth(cfg.judge.max_failure_rate, cfg.judge.failure_window)
+    stats = trl_adapter.RolloutStats(on_groups=trajectory_logger(cfg, run_dir, state.process_index), health=health)
     rollout_func = trl_adapter.make_rollout_func(
         {s.id: s for s in samples}, rollout, generator_factory(processor, cfg.grpo), stats
     )
@@ -301,17 +326,43 @@ def run_grpo(
     trl_adapter.check_vllm_rollout(cfg.grpo, cfg.rollout.reflection, args.world_size)
     callbacks = [trl_adapter.metrics_callback(run_dir / METRICS_NAME, on_log), processor_files_callback(processor)]
     callbacks += backend_callbacks(cfg.logging.report_to, run_dir, cfg.logging.wandb_project, main=state.is_main_process)
+    callbacks.append(trl_adapter.judge_health_callback(health))
     if on_step is not None:
         callbacks.append(trl_adapter.step_callback(on_step))
     trainer = trl_adapter.make_trainer(
         model, processor, dataset, args, rollout_func, cfg.rubric, callbacks, stats, peft_config=peft_config
     )
     trainer.train(resume_from_checkpoint=resume_from)
+    trl_adapter.raise_if_stopped(health)  # a judge that fails too often stops the run, checkpoint saved
     return trainer
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
-    """The whole `safer-vlm train` command; returns the run folder.
+    """The whole `safer-vlm train` command; returns the run folder. A run that fails before its
+    first real work (paths, model, data, judge) leaves no folder behind (`Claim.abandon`)."""
+    claims: list[Any] = []
+    try:
+        run_dir = _train(cfg, resume=resume, overwrite=overwrite, claims=claims)
+    except BaseException:
+        for claim in claims:
+            claim.abandon()
+        raise
+    for claim in claims:
+        claim.finish()
+    return run_dir
+
+
+def _saved_so_far(run_dir: Path) -> str:
+    """For the interrupt line: the checkpoint a --resume continues from."""
+    from safer_vlm.train.trl_adapter import last_checkpoint
+
+    found = last_checkpoint(run_dir / "checkpoints")
+    return f"last checkpoint {found}" if found else "no checkpoint yet: --resume starts from the first step"
+
+
+def _train(cfg: TrainConfig, *, resume: bool, overwrite: bool, claims: list[Any]) -> Path:
+    """`train`'s body; the folder claim is appended to `claims` and marked `started` once the
+    real work (warm start or GRPO) begins.
 
     Under `torchrun` / `accelerate launch` every process runs this: the main process prepares the run
     folder, builds the tiny model, the gym and the warm start first; the others then find them there.
@@ -332,9 +383,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
     main = state.is_main_process
     if device == "cuda":
         device = str(state.device)  # cuda:<local rank> under accelerate launch
+    check_judge_reachable(cfg.judge)
     run_dir = Path(cfg.output_dir)
     if main:
-        run_dir = prepare_run_dir(cfg, cfg.output_dir, resume=resume, overwrite=overwrite)
+        claims.append(claim_run_dir(cfg, cfg.output_dir, resume=resume, overwrite=overwrite))
+        run_dir = claims[-1].path
+        claims[-1].saved_note = lambda: _saved_so_far(run_dir)
     state.wait_for_everyone()
     finished = any((run_dir / FINAL_NAME / name).is_file() for name in ("config.json", "adapter_config.json"))
     if resume and finished:
@@ -363,6 +417,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) ->
             sft_warmstart(model, processor, train_samples, cfg.sft_warmstart, seed=cfg.grpo.seed)
             save_policy(model, processor, sft_dir)
     judge = make_judge(cfg)
+    for claim in claims:
+        claim.started = True  # checks passed: from here on the folder holds work
     with Progress(
         TextColumn("GRPO"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
         disable=not main,

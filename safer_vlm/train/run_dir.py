@@ -1,16 +1,28 @@
-"""The run folder: one config per folder, so results are never mixed or overwritten silently."""
+"""The training run folder, claimed through `safer_vlm.run_folder` (manifest, refusals, --overwrite).
+
+One config per folder, so results are never mixed; a folder holding a run (finished or partial) is
+never replaced without `--overwrite`, which removes only the entries below; `--resume` needs the
+same config. The resolved config is also written as `config.yaml` (eval reads it to find the
+training data)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import yaml
 
-from safer_vlm.errors import ConfigError
+from safer_vlm.run_folder import Claim, claim_folder, write_text_atomic
 
 CONFIG_NAME = "config.yaml"
+
+#: Every top-level entry `train` (and the demo) writes in its run folder: what --overwrite removes.
+RUN_ENTRIES = (
+    CONFIG_NAME, "metrics.jsonl", "versions.json", "tiny_model", "gym", "sft_model", "reference_policy",
+    "checkpoints", "final", "trajectories.jsonl", "trajectories.html", "tensorboard", "wandb",
+)
+#: ... and what the demo (one arm, or the ablation's root) writes besides.
+DEMO_ENTRIES = RUN_ENTRIES + ("summary.json", "report.md", "reward_curve.png", "heldout_curves.png")
 
 
 def config_dict(cfg) -> dict:
@@ -18,43 +30,44 @@ def config_dict(cfg) -> dict:
     return json.loads(cfg.model_dump_json())
 
 
-def prepare_run_dir(cfg, run_dir: Path, *, resume: bool = False, overwrite: bool = False) -> Path:
-    """Create `run_dir` for `cfg`, or reuse it.
-
-    A non-empty folder that is not a run folder (no config.yaml) is always refused, so `--overwrite`
-    can never delete a user's files. A run folder written by a different config is refused unless
-    `overwrite`; with `resume`,
-    the folder must hold the same config. Without `resume`, an earlier run of the same config is
-    replaced (it is reproducible from that config)."""
-    run_dir = Path(run_dir)
+def claim_run_dir(
+    cfg, run_dir: Path, *, resume: bool = False, overwrite: bool = False, command: str = "train",
+    can_resume: bool = True, entries: tuple[str, ...] = RUN_ENTRIES,
+) -> Claim:
+    """Claim `run_dir` for `cfg` (see `safer_vlm.run_folder.claim_folder` for the rules) and write
+    its `config.yaml`."""
     wanted = config_dict(cfg)
-    saved_path = run_dir / CONFIG_NAME
-    non_empty = run_dir.is_dir() and any(run_dir.iterdir())
-    if non_empty:
-        saved = None
-        if saved_path.is_file():
-            saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
-        same = saved == wanted
-        if saved is None:
-            raise ConfigError(
-                f"{run_dir} is not empty and holds no {CONFIG_NAME}: it is not a safer-vlm run folder, "
-                "so nothing in it is replaced; choose another output_dir"
-            )
-        if resume:
-            if not same:
-                raise ConfigError(
-                    f"{run_dir}: cannot resume, the folder was written by a different config "
-                    f"(compare {saved_path}); use the same config or a new output_dir"
-                )
-            return run_dir
-        if not same and not overwrite:
-            raise ConfigError(
-                f"{run_dir} is not empty and was written by a different config; choose another output_dir "
-                "or pass --overwrite to replace it"
-            )
-        shutil.rmtree(run_dir)
-    elif resume:
-        raise ConfigError(f"{run_dir}: nothing to resume (no run folder with a config)")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    saved_path.write_text(yaml.safe_dump(wanted, sort_keys=False), encoding="utf-8")
-    return run_dir
+    if resume:
+        _adopt_legacy_run(Path(run_dir), command, wanted, entries)
+    claim = claim_folder(
+        Path(run_dir), command, wanted, entries, resume=resume, overwrite=overwrite, can_resume=can_resume
+    )
+    if not claim.existing:
+        write_text_atomic(claim.path / CONFIG_NAME, yaml.safe_dump(wanted, sort_keys=False))
+    return claim
+
+
+def _adopt_legacy_run(run_dir: Path, command: str, wanted: dict, entries: tuple[str, ...]) -> None:
+    """A run folder written before manifests existed, holding this very config in `config.yaml`, is
+    given its manifest so `--resume` continues it (resuming deletes nothing; --overwrite of such a
+    folder stays refused until it has one)."""
+    from safer_vlm.run_folder import MANIFEST_NAME, write_json_atomic
+
+    saved = run_dir / CONFIG_NAME
+    if (run_dir / MANIFEST_NAME).exists() or not saved.is_file():
+        return
+    try:
+        same = yaml.safe_load(saved.read_text(encoding="utf-8")) == wanted
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return
+    if same:
+        present = [name for name in entries if (run_dir / name).exists()]
+        write_json_atomic(run_dir / MANIFEST_NAME, {"command": command, "config": wanted, "entries": present,
+                                                    "status": "partial", "adopted": True}, indent=2)
+
+
+def prepare_run_dir(cfg, run_dir: Path, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """`claim_run_dir` for callers that need only the folder (the demo's ablation root)."""
+    return claim_run_dir(
+        cfg, run_dir, resume=resume, overwrite=overwrite, command="demo", can_resume=False, entries=DEMO_ENTRIES
+    ).path

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from safer_vlm.data.schema import SafetySample
+from safer_vlm.errors import ConfigError, SaferVLMError
 from safer_vlm.generation.base import Generator
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.rollout.safety_aware import GroupMember, GroupRollout
@@ -87,9 +88,10 @@ class RolloutStats:
     """Hands the latest rollout's metrics from `rollout_func` to `structured_reward`, which is where
     TRL lets us log (`log_metric`); the rollout and the reward of one step run back to back."""
 
-    def __init__(self, on_groups: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, on_groups: Callable[[Any], None] | None = None, health: JudgeHealth | None = None) -> None:
         self.pending: dict[str, float] = {}
         self.on_groups = on_groups  # also handed each step's RolloutResult (trajectory log)
+        self.health = health  # counts the judge's failures for the stop rule
 
     def take(self) -> dict[str, float]:
         out, self.pending = self.pending, {}
@@ -102,6 +104,9 @@ def _scored_record(sg: GroupMember) -> dict[str, Any]:
         "reward": None if sg.reward is None else sg.reward.total,
         "parts": {} if sg.reward is None else dict(sg.reward.parts),
         "parse_ok": sg.verdict.parse_ok and sg.verdict.error is None,
+        "judge_error": sg.verdict.error,  # transport failure: no reply at all
+        "judge_reason": None if sg.verdict.parse_ok or sg.verdict.error is not None
+        else (sg.verdict.rationale or "unparseable reply")[:300],
         "unsafe": sg.unsafe,  # the rubric's one rule (`Rubric.is_unsafe`), not the judge's raw flag
         "reflected": sg.reflected,
         "judge_id": sg.verdict.judge_id,
@@ -200,6 +205,8 @@ def make_structured_reward(stats: RolloutStats | None = None) -> Callable[..., l
         if log_metric is not None and stats is not None:
             for key, value in stats.take().items():
                 log_metric(key, float(value))
+        if stats is not None and stats.health is not None:
+            stats.health.count(scored)
         return _structured_reward(scored, log_metric)
 
     structured_reward.__name__ = "structured_reward"
@@ -209,8 +216,11 @@ def make_structured_reward(stats: RolloutStats | None = None) -> Callable[..., l
 def _structured_reward(scored: list[dict], log_metric: Callable | None) -> list[float | None]:
     rewards = [rec["reward"] for rec in scored]
     if log_metric is not None:
-        failures = sum(r is None for r in rewards)
+        transport = sum(rec.get("judge_error") is not None for rec in scored)
+        failures = sum(r is None for r in rewards) - transport  # replied, but not as a verdict
         reflected = sum(bool(rec["reflected"]) for rec in scored)
+        log_metric("judge/transport_errors", float(transport))
+        log_metric("judge/transport_error_rate", transport / max(len(rewards), 1))
         log_metric("judge/parse_failures", float(failures))
         log_metric("judge/parse_failure_rate", failures / max(len(rewards), 1))
         log_metric("rollout/reflected_frac", reflected / max(len(rewards), 1))
@@ -220,6 +230,78 @@ def _structured_reward(scored: list[dict], log_metric: Callable | None) -> list[
             # rollout/originals_unsafe_rate for those
             log_metric("judge/trained_rows_unsafe_rate", sum(unsafe) / len(unsafe))
     return rewards
+
+
+class JudgeFailure(SaferVLMError):
+    """The judge failed on too many answers: training stopped after a checkpoint."""
+
+
+class JudgeHealth:
+    """Counts, per optimizer step, the answers with no usable verdict: transport errors (no reply:
+    `Verdict.error`) and parse failures (a reply that is not a verdict), kept apart. Training on
+    them is training on nothing (reward None, advantage 0), so more than `max_failure_rate` of the
+    answers over the last `window` steps stops the run (`judge_health_callback`)."""
+
+    def __init__(self, max_failure_rate: float, window: int) -> None:
+        from collections import deque
+
+        self.max_failure_rate = max_failure_rate
+        self.window = window
+        self.pending = [0, 0, 0]  # transport, parse, answers since the last step ended
+        self.steps: Any = deque(maxlen=window)
+        self.first_error: str | None = None
+        self.stopped: str | None = None  # the one-line reason, once the rule fired
+
+    def count(self, scored: list[dict]) -> None:
+        for rec in scored:
+            self.pending[2] += 1
+            if rec.get("judge_error") is not None:
+                self.pending[0] += 1
+                self.first_error = self.first_error or f"transport error: {rec['judge_error']}"
+            elif rec.get("reward") is None and not rec.get("parse_ok", True):
+                self.pending[1] += 1
+                self.first_error = self.first_error or f"unparseable reply: {rec.get('judge_reason')}"
+
+    def end_step(self, step: int) -> str | None:
+        """Close one optimizer step; the stop message when the rule fires, else None."""
+        if self.pending[2]:
+            self.steps.append(tuple(self.pending))
+        self.pending = [0, 0, 0]
+        if len(self.steps) < self.window:
+            return None
+        transport = sum(s[0] for s in self.steps)
+        parse = sum(s[1] for s in self.steps)
+        total = sum(s[2] for s in self.steps)
+        if total == 0 or (transport + parse) / total <= self.max_failure_rate:
+            return None
+        first = " ".join(str(self.first_error).split())[:300]
+        return (
+            f"training stopped at step {step}: the judge gave no usable verdict for {transport + parse} of the "
+            f"last {total} answers over {len(self.steps)} steps ({transport} transport errors, {parse} "
+            f"unparseable replies; judge.max_failure_rate={self.max_failure_rate}); first error: {first}; "
+            "a checkpoint was saved: fix it and rerun with --resume"
+        )
+
+
+def judge_health_callback(health: JudgeHealth):
+    """A TrainerCallback applying `JudgeHealth`'s rule after each optimizer step: when it fires, the
+    Trainer saves a checkpoint of this step and stops; `raise_if_stopped` then ends the command."""
+    from transformers import TrainerCallback
+
+    class _JudgeHealth(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            message = health.end_step(state.global_step)
+            if message is not None:
+                health.stopped = message
+                control.should_save = True
+                control.should_training_stop = True
+
+    return _JudgeHealth()
+
+
+def raise_if_stopped(health: JudgeHealth | None) -> None:
+    if health is not None and health.stopped:
+        raise JudgeFailure(health.stopped)
 
 
 def _part_reward(func_name: str, part_key: str) -> Callable[..., list[float | None]]:
@@ -466,7 +548,15 @@ def make_trainer(
     finally:
         trl_logger.removeFilter(quiet)
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and our progress bar
+    install_exact_resume(trainer)
+    # TRL dumps a whole batch row (images included) when no reward could be made; the judge's
+    # failures are counted in judge/* metrics and stop the run (JudgeHealth), so drop that dump.
+    if not any(getattr(f, "prefix", None) == NO_REWARD_DUMP for f in trl_logger.filters):
+        trl_logger.addFilter(_DropMessage(NO_REWARD_DUMP))
     return trainer
+
+
+NO_REWARD_DUMP = "All reward functions returned None"
 
 
 class _DropMessage:
@@ -496,3 +586,122 @@ def last_checkpoint(run_dir: Path) -> str | None:
             return str(child)
         print(f"skipping incomplete checkpoint {child} (no trainer_state.json: the run stopped while saving it)")
     return None
+
+
+class ResumeError(ConfigError):
+    """A checkpoint that cannot restore this run's weights: refused (one line, exit 2), never warned."""
+
+
+def checkpoint_key_map(model: Any) -> dict[str, str]:
+    """{name in a `save_pretrained` checkpoint: name in `model.state_dict()`}.
+
+    Why: transformers' `save_pretrained` writes Qwen2.5-VL weights under the checkpoint names
+    (`model.layers.*`, `visual.*`, reverting the conversions `from_pretrained` applied), while the
+    Trainer's resume reads them back with a raw `load_state_dict(strict=False)` under the module
+    names (`model.language_model.*`, `model.visual.*`): nothing matched and every weight silently
+    stayed at its initial value. This mirrors the save path (`revert_weight_conversion`, pinned
+    transformers) so each saved name maps back to the module's own name."""
+    from transformers.conversion_mapping import get_model_conversion_mapping
+    from transformers.core_model_loading import PrefixChange, WeightRenaming, apply_renamings
+
+    conversions = getattr(model, "_weight_conversions", None)
+    if conversions is None:  # built in memory: save_pretrained uses the default mapping, minus prefix changes
+        conversions = [c for c in get_model_conversion_mapping(model, add_legacy=False) if not isinstance(c, PrefixChange)]
+    reverse = [c.reverse_transform() for c in (conversions or [])[::-1]]
+    if any(not isinstance(r, WeightRenaming) for r in reverse):
+        raise ResumeError(f"{type(model).__name__} saves converted (not just renamed) weights; exact resume cannot map them")
+    return {apply_renamings(name, reverse): name for name in model.state_dict()}
+
+
+def _read_safetensors(folder: Path) -> dict[str, Any] | None:
+    """Every tensor of a (possibly sharded) safetensors checkpoint, on the CPU; None without one."""
+    from safetensors.torch import load_file
+
+    single = folder / "model.safetensors"
+    if single.is_file():
+        return load_file(str(single), device="cpu")
+    index = folder / "model.safetensors.index.json"
+    if not index.is_file():
+        return None
+    shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+    out: dict[str, Any] = {}
+    for shard in shards:
+        out.update(load_file(str(folder / shard), device="cpu"))
+    return out
+
+
+def _trainable(model: Any) -> list[str]:
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def _refuse(checkpoint: Path, missing: list[str], total: int) -> None:
+    raise ResumeError(
+        f"cannot resume from {checkpoint}: it holds no value for {len(missing)} of the {total} trainable "
+        f"weights (e.g. {missing[0]}), so resuming would silently restart them from their initial values"
+    )
+
+
+def load_full_weights(model: Any, checkpoint: str | Path) -> bool:
+    """Load a full-weight checkpoint into `model` under the module's own names; False when the folder
+    holds no full weights (an adapter checkpoint). Refuses (ResumeError) when any trainable weight of
+    `model` is not in the checkpoint, or the checkpoint holds weights `model` does not have."""
+    folder = Path(checkpoint)
+    saved = _read_safetensors(folder)
+    if saved is None:
+        return False
+    names = checkpoint_key_map(model)
+    renamed = {names.get(k, k): v for k, v in saved.items()}
+    trainable = _trainable(model)
+    missing = [n for n in trainable if n not in renamed]
+    if missing:
+        _refuse(folder, missing, len(trainable))
+    result = model.load_state_dict(renamed, strict=False)
+    if result.unexpected_keys:
+        raise ResumeError(
+            f"cannot resume from {folder}: it holds {len(result.unexpected_keys)} weights this model does not "
+            f"have (e.g. {result.unexpected_keys[0]}); it was written by another model"
+        )
+    return True
+
+
+def check_adapter_restored(model: Any, checkpoint: str | Path) -> None:
+    """After the Trainer loaded a LoRA checkpoint: every trainable adapter weight now equals the
+    checkpoint's (peft maps the names); refuses (ResumeError) otherwise."""
+    import torch
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    folder = Path(checkpoint)
+    path = folder / "adapter_model.safetensors"
+    if not path.is_file():
+        raise ResumeError(f"cannot resume from {folder}: it holds neither model weights nor a LoRA adapter")
+    saved = load_file(str(path), device="cpu")
+    current = get_peft_model_state_dict(model)
+    trainable = _trainable(model)
+    differ = [k for k, v in current.items() if k not in saved or not torch.equal(v.detach().cpu(), saved[k])]
+    if len(current) < len(trainable) or differ:
+        _refuse(folder, differ or trainable, len(trainable))
+
+
+def install_exact_resume(trainer: Any) -> None:
+    """Make `trainer.train(resume_from_checkpoint=...)` restore the weights exactly (see
+    `checkpoint_key_map`): full weights through `load_full_weights`, LoRA adapters through the
+    Trainer's peft path, then checked by `check_adapter_restored`. Optimizer, scheduler, RNG states
+    and the data position are restored by the Trainer itself from the same folder."""
+    from safer_vlm.train.lora import is_peft_model
+
+    original = trainer._load_from_checkpoint
+
+    def load(resume_from_checkpoint: str, model: Any = None) -> None:
+        target = trainer.model if model is None else model
+        if getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False):
+            original(resume_from_checkpoint, model)  # sharded states: the Trainer's own loaders (not run here)
+            return
+        if is_peft_model(target):
+            original(resume_from_checkpoint, model)
+            check_adapter_restored(target, resume_from_checkpoint)
+            return
+        if not load_full_weights(target, resume_from_checkpoint):
+            raise ResumeError(f"cannot resume from {resume_from_checkpoint}: it holds no model.safetensors")
+
+    trainer._load_from_checkpoint = load

@@ -17,6 +17,7 @@ from safer_vlm.curate.config import CurateConfig
 from safer_vlm.curate.qibox import CacheMismatchError
 from safer_vlm.curate.run import OutputDirConflict, config_snapshot, read_curated, run_curation
 from safer_vlm.data.schema import read_samples, write_samples
+from safer_vlm.run_folder import MANIFEST_NAME, FolderConflict
 
 from .conftest import ScriptedGenerator, ScriptedJudge, noise_image, sample
 
@@ -167,15 +168,32 @@ def test_output_dir_of_another_config_is_not_overwritten_without_asking(tmp_path
 def test_folder_without_config_or_with_a_foreign_cache_is_refused(tmp_path):
     cfg = make_config(tmp_path, "out")
     run(cfg)
-    saved = cfg.output_dir / "config.json"
-    saved.unlink()
-    with pytest.raises(OutputDirConflict, match="not a curation run folder"):
-        run(cfg)
-    # a config.json that matches, over a score cache made with another seed: never silently reused
+    manifest = cfg.output_dir / MANIFEST_NAME
+    saved = json.loads(manifest.read_text())
+    manifest.unlink()
+    for overwrite in (False, True):  # without a manifest the folder is never touched, even with --overwrite
+        with pytest.raises(FolderConflict, match="not a folder safer-vlm wrote"):
+            run(cfg, overwrite=overwrite)
+    assert (cfg.output_dir / "curated.jsonl").is_file()
+    # a manifest that matches, over a score cache made with another seed: never silently reused
     seed4 = make_config(tmp_path, "out", seed=4)
-    saved.write_text(json.dumps(config_snapshot(seed4)))
+    manifest.write_text(json.dumps({**saved, "config": config_snapshot(seed4)}))
     with pytest.raises(CacheMismatchError, match="differing: seed"):
         run(seed4)
+
+
+def test_a_curation_that_cannot_read_its_data_leaves_no_folder(tmp_path):
+    """Defect: a run failing its first checks still claimed the folder, and the corrected config
+    was then refused."""
+    cfg = make_config(tmp_path, "out")
+
+    def broken_loader(*args, **kwargs):
+        raise FileNotFoundError("no such release")
+
+    with pytest.raises(FileNotFoundError):
+        run_curation(cfg, generator=ScriptedGenerator(), judge=ScriptedJudge(), loader=broken_loader,
+                     console=QUIET)
+    assert not cfg.output_dir.exists()
 
 
 def test_without_copying_images_paths_resolve_from_the_recorded_root(tmp_path):

@@ -119,6 +119,9 @@ def test_hub_id_goes_to_transformers_unchanged(monkeypatch: pytest.MonkeyPatch) 
             "We couldn't connect to 'https://huggingface.co' to load the files.\nCheck your connection."
         )
 
+    from safer_vlm.models import loading
+
+    monkeypatch.setattr(loading, "_hub_source", lambda repo_id: repo_id)  # as if the hub answered
     monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", fake_from_pretrained)
     with pytest.raises(ConfigError) as exc:
         load_policy("Qwen/Qwen2.5-VL-3B-Instruct")
@@ -155,3 +158,35 @@ def test_saved_checkpoints_carry_the_standard_processor_files(tiny_model_dir, tm
     again = load_processor(resaved)
     assert again.image_processor.to_dict() == processor.image_processor.to_dict()
     assert (resaved / "video_preprocessor_config.json").is_file()
+
+
+def test_an_uncached_hub_id_fails_fast_when_the_hub_cannot_be_reached(tmp_path):
+    """Defect caught (issue 14): offline, a hub model id hung for 37-132 s of retries before a clear
+    error. Now a reference that is neither a folder nor cached fails in seconds, with one line."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import textwrap
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path / "hf"),
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    code = textwrap.dedent("""
+        import time
+        from safer_vlm.errors import ConfigError
+        from safer_vlm.models.loading import load_policy
+        start = time.perf_counter()
+        try:
+            load_policy("some-org/some-model")
+        except ConfigError as exc:
+            print(f"{time.perf_counter() - start:.2f}|{exc}")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    elapsed, message = out.stdout.strip().split("|", 1)
+    assert float(elapsed) < 10, elapsed
+    assert "not a local folder nor in the local hub cache" in message and "cannot be reached" in message
+    assert "\n" not in message

@@ -21,7 +21,15 @@ from safer_vlm.data.sources import (
     vlguard,
     vlsbench,
 )
-from safer_vlm.data.sources.base import Adapter, LoadContext, LoadResult, Note, Problem
+from safer_vlm.data.sources.base import (
+    MAX_IMAGES,
+    MAX_TEXT_CHARS,
+    Adapter,
+    LoadContext,
+    LoadResult,
+    Note,
+    Problem,
+)
 from safer_vlm.data.sources.validation import run
 from safer_vlm.errors import ConfigError, DataError
 
@@ -55,11 +63,14 @@ def load_source(
     field_map: dict[str, str] | None = None,
     split: str | None = None,
     max_pixels: int = MAX_PIXELS,
+    max_text_chars: int = MAX_TEXT_CHARS,
+    max_images: int = MAX_IMAGES,
     progress: bool = False,
 ) -> LoadResult:
     """Load and validate one release. Bad records are skipped with a Problem line each; a wrong
     source name, split or field map is a ConfigError, a folder that is not the release a DataError.
-    `progress` shows a live record count on a terminal."""
+    `progress` shows a live record count on a terminal. `max_text_chars` / `max_images`: a record
+    over them is one problem line (`too_long`, `too_many_images`), refused before it costs anything."""
     if name not in SOURCES:
         raise ConfigError(f"unknown source {name!r}; valid sources: {', '.join(SOURCES)}")
     adapter = SOURCES[name]
@@ -76,8 +87,9 @@ def load_source(
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: dataset path does not exist")
-    if max_pixels <= 0:
-        raise ConfigError(f"max_pixels must be positive, got {max_pixels}")
+    for key, value in (("max_pixels", max_pixels), ("max_text_chars", max_text_chars), ("max_images", max_images)):
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive, got {value}")
     ctx = LoadContext(
         source=name,
         path=path,
@@ -85,6 +97,8 @@ def load_source(
         field_map=field_map,
         split=split,
         max_pixels=max_pixels,
+        max_text_chars=max_text_chars,
+        max_images=max_images,
     )
     return run(adapter, ctx, progress=progress)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +28,8 @@ REASONS = (
     "unreadable_image",  # exists but cannot be opened (permissions, a directory)
     "corrupt_image",  # not an image, truncated, or fails to decode
     "too_many_pixels",  # header size over the pixel budget (decompression-bomb guard)
+    "too_long",  # a question / reference over max_text_chars (no real release comes near it)
+    "too_many_images",  # more images in one item than max_images
     "duplicate_id",
 )
 
@@ -132,6 +132,13 @@ class FieldProblem(Exception):
         self.message = message
 
 
+#: Default record limits: far above any real release (the longest question in the supported
+#: releases is a few thousand characters; items carry 1-2 images), low enough that one corrupt or
+#: hostile record cannot make curation tokenise megabytes.
+MAX_TEXT_CHARS = 32_000
+MAX_IMAGES = 16
+
+
 @dataclass
 class LoadContext:
     """Arguments of one `load_source` call, handed to the adapter."""
@@ -142,6 +149,8 @@ class LoadContext:
     field_map: dict[str, str] = field(default_factory=dict)
     split: str | None = None
     max_pixels: int = 0
+    max_text_chars: int = 0  # 0: no limit (load_source always sets MAX_TEXT_CHARS or the config's)
+    max_images: int = 0
 
     def splits(self, available: Iterable[str]) -> list[str]:
         """The splits to read: all of `available`, or the one asked for (ConfigError if unknown)."""
@@ -318,13 +327,7 @@ def store_image_bytes(cache: Path, data: bytes, label: str) -> str:
     name = f"{image_digest(data)}.{_EXTENSIONS.get(fmt, fmt.lower() or 'bin')}"
     target = cache / name
     if not target.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache, prefix=".tmp-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from safer_vlm.run_folder import write_bytes_atomic
+
+        write_bytes_atomic(target, data)
     return name

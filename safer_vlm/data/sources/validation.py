@@ -93,6 +93,25 @@ def _image_problem(samples: list[SafetySample], rec: Record, checker: ImageCheck
     return None
 
 
+#: Text fields of a sample the length limit applies to.
+LIMITED_TEXT = ("question", "reference")
+
+
+def _limit_problem(samples: list[SafetySample], rec: Record, ctx: LoadContext) -> Problem | None:
+    """Refuse, before anything costs tokens or memory downstream, a record far beyond any real
+    release: a question or reference over `max_text_chars`, an item with over `max_images` images."""
+    for s in samples:
+        for name in LIMITED_TEXT:
+            value = getattr(s, name) or ""
+            if ctx.max_text_chars and len(value) > ctx.max_text_chars:
+                return Problem(str(rec.file), rec.key, name, "too_long",
+                               f"{len(value)} characters, over the limit of {ctx.max_text_chars} (max_text_chars)")
+        if ctx.max_images and len(s.images) > ctx.max_images:
+            return Problem(str(rec.file), rec.key, rec.image_field, "too_many_images",
+                           f"{len(s.images)} images, over the limit of {ctx.max_images} (max_images)")
+    return None
+
+
 def _id_problem(samples: list[SafetySample], rec: Record, seen: dict[str, str]) -> Problem | None:
     own: set[str] = set()
     for s in samples:
@@ -145,7 +164,11 @@ def run(adapter: Adapter, ctx: LoadContext, progress: bool = False) -> LoadResul
             where, code, msg = _from_validation_error(exc)
             result.problems.append(Problem(str(item.file), item.key, where, code, msg))
             continue
-        problem = _image_problem(samples, item, checker) or _id_problem(samples, item, seen_ids)
+        problem = (
+            _limit_problem(samples, item, ctx)
+            or _image_problem(samples, item, checker)
+            or _id_problem(samples, item, seen_ids)
+        )
         if problem is not None:
             result.problems.append(problem)
             continue
