@@ -60,4 +60,4 @@ def test_a_malformed_results_json_given_to_report(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "results.json").write_text('{"model": "m", "benchmarks": ')
     line = _fails_with_one_line(["report", str(tmp_path / "run"), "--no-published"], capsys)
-    assert "results.json: not a readable results.json" in line
+    assert "results.json: not a readable results file" in line
