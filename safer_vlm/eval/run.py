@@ -84,12 +84,12 @@ def load_benchmark(protocol: Protocol, path: Path, image_cache: Path, limit: int
 def _load_split(source: str, path: Path, image_cache: Path, split: str | None, adapter: Any, validate: Any) -> Any:
     """`load_source`'s checks and context, with the limited adapter in place of the registered one."""
     from safer_vlm.data.images import MAX_PIXELS
-    from safer_vlm.data.sources.base import LoadContext
+    from safer_vlm.data.sources.base import MAX_IMAGES, MAX_TEXT_CHARS, LoadContext
 
     if not Path(path).exists():
         raise DataError(f"{path}: dataset path does not exist")
     ctx = LoadContext(source=source, path=Path(path), image_cache=Path(image_cache).absolute(), split=split,
-                      max_pixels=MAX_PIXELS)
+                      max_pixels=MAX_PIXELS, max_text_chars=MAX_TEXT_CHARS, max_images=MAX_IMAGES)
     return validate(adapter, ctx)
 
 

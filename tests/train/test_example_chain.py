@@ -73,6 +73,7 @@ def test_eval_refuses_a_5mb_record_and_scores_the_others(tmp_path, gym_model_dir
     assert len(skipped) == 1 and "too_long" in skipped[0] and "question" in skipped[0]
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     (bench_result,) = results["benchmarks"].values()
-    assert bench_result["loading"] == {"loaded": 2, "skipped": {"too_long": 1}, "missing_images": 0}
+    assert bench_result["loading"] == {"loaded": 2, "skipped": {"too_long": 1}, "missing_images": 0,
+                                       "missing_image_folders": []}
     assert bench_result["generated_now"] == 2  # the other records were answered and scored
     assert elapsed < 5, elapsed
