@@ -128,7 +128,7 @@ def test_two_process_run_resumes_on_two_processes_with_torchrun(two_process_run,
     shutil.copy(src / "train.yaml", tmp_path / "train.yaml")
     run = tmp_path / "run"
     config = tmp_path / "train.yaml"
-    for moved in (config, run / "config.yaml"):  # the same run, in another folder
+    for moved in (config, run / "config.yaml", run / "safer_vlm_manifest.json"):  # the same run, elsewhere
         moved.write_text(moved.read_text().replace(str(src / "run"), str(run)))
     shutil.rmtree(run / "final")
     shutil.rmtree(run / "checkpoints" / "checkpoint-3")
