@@ -69,9 +69,13 @@ def supervised_steps(
     learning_rate: float,
     next_batch: Callable[[int], dict[str, Any]],
     on_step: Callable[[int, float], None] | None = None,
+    final_learning_rate: float | None = None,
 ) -> list[float]:
     """`steps` AdamW steps (clipped at norm 1) on `next_batch(step)`; returns every step's loss.
-    Both warm starts (first turns here, reflection turns in the demo) share this loop."""
+    Both warm starts (first turns here, reflection turns in the demo) share this loop.
+    `final_learning_rate`: decay linearly from `learning_rate` to it over the steps (None: constant);
+    the low-rate end settles the template tokens, whose saturated probabilities GRPO's negative
+    advantages then barely move."""
     import torch
 
     device = next(model.parameters()).device
@@ -79,6 +83,10 @@ def supervised_steps(
     model.train()
     losses: list[float] = []
     for step in range(steps):
+        if final_learning_rate is not None:
+            frac = step / max(steps - 1, 1)
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate + (final_learning_rate - learning_rate) * frac
         batch = {k: v.to(device) for k, v in next_batch(step).items()}
         loss = model(**batch).loss
         optimiser.zero_grad(set_to_none=True)
@@ -119,4 +127,5 @@ def sft_warmstart(
         targets = [template_response(s, b) for s, b in zip(batch_samples, behaviours, strict=True)]
         return supervised_batch(processor, batch_samples, targets)
 
-    return supervised_steps(model, section.steps, section.learning_rate, next_batch, on_step)
+    return supervised_steps(model, section.steps, section.learning_rate, next_batch, on_step,
+                            final_learning_rate=getattr(section, "final_learning_rate", None))
