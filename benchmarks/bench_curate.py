@@ -27,8 +27,8 @@ def main() -> None:
     import torch
 
     from safer_vlm.curate.config import PolicyConfig
+    from safer_vlm.curate.pipeline import build_generator
     from safer_vlm.curate.qibox import QIBoxConfig, ScoreCache, score_prompts
-    from safer_vlm.curate.run import build_generator
     from safer_vlm.data.schema import read_samples
     from safer_vlm.generation.base import GenRequest
     from safer_vlm.gym import GymConfig, build_gym

@@ -2,7 +2,7 @@
 
 Loads the configured releases, validates them, removes duplicates and evaluation overlap, scores
 every remaining prompt with K policy answers judged under the rubric, and keeps the QI-Box prompts,
-balanced by category. Rerunning with the same config resumes; see `safer_vlm.curate.run`.
+balanced by category. Rerunning with the same config resumes; see `safer_vlm.curate.pipeline`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         """Dedup, decontaminate and QI-Box-select a training pool; resumable."""
         from safer_vlm.config import load_config
         from safer_vlm.curate.config import CurateConfig
-        from safer_vlm.curate.run import OutputDirConflict, run_curation
+        from safer_vlm.curate.pipeline import OutputDirConflict, run_curation
 
         cfg = load_config(CurateConfig, config, overrides)
         try:

@@ -37,7 +37,7 @@ from safer_vlm.generation.base import Generation, Generator, GenRequest
 from safer_vlm.judge.base import Judge, JudgeItem, Verdict
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.reward import compose_reward
-from safer_vlm.run_folder import write_json_atomic  # noqa: F401  (re-exported for curate.run)
+from safer_vlm.run_folder import write_json_atomic  # noqa: F401  (re-exported for curate.pipeline)
 from safer_vlm.sync_bridge import run_sync
 
 BalanceBy = Literal["category", "subcategory", "source"]

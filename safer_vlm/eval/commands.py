@@ -2,7 +2,7 @@
 
 eval: answer every benchmark's items with the policy, judge them with one or more judges, and score
 them under each benchmark's own protocol, the rubric and the reasoning trace (see
-`safer_vlm/eval/run.py`). Rerunning the same command resumes; adding a `--judge` re-judges the
+`safer_vlm/eval/evaluate.py`). Rerunning the same command resumes; adding a `--judge` re-judges the
 stored answers without regenerating.
 
 report: read one or more eval folders (and a `published:` YAML of quoted numbers) and write the
@@ -64,7 +64,7 @@ def eval_command(
     """Score a model on safety benchmarks: protocol, rubric and reasoning-trace safety, by category."""
     from safer_vlm.config import describe_validation_error, read_yaml, set_override
     from safer_vlm.eval.config import EvalConfig
-    from safer_vlm.eval.run import run_eval
+    from safer_vlm.eval.evaluate import run_eval
 
     if config is None:
         missing = [flag for flag, value in (("--model", model), ("--benchmark", benchmark), ("--judge", judge),

@@ -72,8 +72,8 @@ def _run_judge(cfg: Any, rubric: Rubric, items: list, label: str) -> list[Verdic
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from safer_vlm.judge.batch import judge_all, tally, unreachable_reason
     from safer_vlm.judge.factory import build_judge, max_in_flight
-    from safer_vlm.judge.run import judge_all, tally, unreachable_reason
 
     judge = build_judge(cfg, rubric)
 
@@ -118,7 +118,7 @@ def judge_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output file"),
 ) -> None:
     """Judge every response in INPUT and write verdicts and rewards to OUTPUT."""
-    from safer_vlm.judge.run import read_judge_input, tally
+    from safer_vlm.judge.batch import read_judge_input, tally
     from safer_vlm.reward import compose_reward
 
     _refuse_overwrite(output, overwrite)
@@ -165,7 +165,7 @@ def calibrate_command(
     from rich.table import Table
 
     from safer_vlm.judge.agreement import Confusion
-    from safer_vlm.judge.run import read_judge_input, tally
+    from safer_vlm.judge.batch import read_judge_input, tally
 
     if json_out is not None:
         _refuse_overwrite(json_out, overwrite)

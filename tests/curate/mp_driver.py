@@ -14,7 +14,7 @@ from tests.curate.test_run import QUIET, make_config
 
 
 def main() -> None:
-    from safer_vlm.curate.run import run_curation
+    from safer_vlm.curate.pipeline import run_curation
     from safer_vlm.distributed import say
 
     folder, out = Path(sys.argv[1]), sys.argv[2]

@@ -14,8 +14,8 @@ import pytest
 from rich.console import Console
 
 from safer_vlm.curate.config import CurateConfig
+from safer_vlm.curate.pipeline import OutputDirConflict, config_snapshot, read_curated, run_curation
 from safer_vlm.curate.qibox import CacheMismatchError
-from safer_vlm.curate.run import OutputDirConflict, config_snapshot, read_curated, run_curation
 from safer_vlm.data.schema import read_samples, write_samples
 from safer_vlm.run_folder import MANIFEST_NAME, FolderConflict
 
@@ -113,7 +113,7 @@ CHILD = textwrap.dedent("""
     from rich.console import Console
     from curate.conftest import ScriptedGenerator, ScriptedJudge
     from curate.test_run import make_config
-    from safer_vlm.curate.run import run_curation
+    from safer_vlm.curate.pipeline import run_curation
     from pathlib import Path
 
     class Slow(ScriptedGenerator):

@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 from safer_vlm.eval.config import EvalConfig
+from safer_vlm.eval.evaluate import run_eval
 from safer_vlm.eval.policies import PolicyFactory
-from safer_vlm.eval.run import run_eval
 
 
 class Recorded:

@@ -11,7 +11,7 @@ import shutil
 import pytest
 
 from safer_vlm.eval.config import EvalConfig
-from safer_vlm.eval.run import run_eval
+from safer_vlm.eval.evaluate import run_eval
 from safer_vlm.judge.base import Verdict
 from tests.eval import releases as R
 
@@ -108,7 +108,7 @@ class _FlakyJudge:
 
 @pytest.fixture
 def flaky(monkeypatch):
-    import safer_vlm.eval.run as run_mod
+    import safer_vlm.eval.evaluate as run_mod
 
     real = run_mod.build_judge
     made: list[_FlakyJudge] = []
@@ -208,7 +208,7 @@ def test_ctrl_c_in_eval_says_what_is_saved_and_the_resume_command(tmp_path, benc
     to resume."""
     import sys
 
-    import safer_vlm.eval.run as run_mod
+    import safer_vlm.eval.evaluate as run_mod
     from safer_vlm.cli import main
 
     real = run_mod.run_eval

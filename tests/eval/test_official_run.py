@@ -11,7 +11,7 @@ import pytest
 
 from safer_vlm.errors import DataError
 from safer_vlm.eval.config import EvalConfig
-from safer_vlm.eval.run import run_eval
+from safer_vlm.eval.evaluate import run_eval
 from tests.eval import releases as R
 from tests.eval.official_support import official
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from safer_vlm.eval.config import EvalConfig
-from safer_vlm.eval.run import run_eval
+from safer_vlm.eval.evaluate import run_eval
 from tests.eval import releases as R
 from tests.judge.fake_openai import FakeServer
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from safer_vlm.eval.config import EvalConfig
+from safer_vlm.eval.evaluate import run_eval
 from safer_vlm.eval.protocols import Context, Scored, vlsbench_label
-from safer_vlm.eval.run import run_eval
 from safer_vlm.judge.base import Verdict
 from safer_vlm.judge.rubric import Rubric
 from tests.eval import releases as R

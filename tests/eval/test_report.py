@@ -66,7 +66,7 @@ def test_missing_results_is_one_line_error(tmp_path):
 def test_out_folder_of_another_model_is_refused(tmp_path, benchmark_roots, rules_judge, scripted):
     from safer_vlm.errors import ConfigError
     from safer_vlm.eval.config import EvalConfig
-    from safer_vlm.eval.run import run_eval
+    from safer_vlm.eval.evaluate import run_eval
     from tests.eval import releases as R
 
     out = tmp_path / "out"
@@ -215,7 +215,7 @@ def test_siuo_examples_show_all_three_answers(tmp_path, benchmark_roots, rules_j
     """Defect: SIUO samples 3 answers per item, but its examples kept (and the HTML showed) only
     the first."""
     from safer_vlm.eval.config import EvalConfig
-    from safer_vlm.eval.run import run_eval
+    from safer_vlm.eval.evaluate import run_eval
 
     gen = scripted(lambda s: [f"answer one to {s.question}", f"answer two to {s.question}",
                               f"answer three to {s.question}"])

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from safer_vlm.eval.config import EvalConfig
-from safer_vlm.eval.run import run_eval
+from safer_vlm.eval.evaluate import run_eval
 from tests.eval import releases as R
 
 

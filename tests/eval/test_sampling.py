@@ -9,8 +9,8 @@ import json
 import pytest
 
 from safer_vlm.eval.config import EvalConfig
+from safer_vlm.eval.evaluate import run_eval
 from safer_vlm.eval.policies import PerRowGumbel, PolicyFactory
-from safer_vlm.eval.run import run_eval
 
 SAMPLING = {"temperature": 1.0, "top_p": 0.9, "max_new_tokens": 10, "samples_per_item": 3, "seed": 7}
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 
 from safer_vlm.judge.base import JudgeItem
+from safer_vlm.judge.batch import tally
 from safer_vlm.judge.config import HFLocalJudgeConfig
 from safer_vlm.judge.factory import build_judge
 from safer_vlm.judge.hf_local import HFLocalJudge
-from safer_vlm.judge.run import tally
 
 
 def test_tiny_model_judge_counts_parse_failures(tiny_model_dir, tiny_dataset, rubric, tmp_path):

@@ -38,9 +38,9 @@ from safer_vlm.eval.shard import Shard, current_shard
 from safer_vlm.generation.base import GenRequest
 from safer_vlm.judge.agreement import cohen_kappa
 from safer_vlm.judge.base import Judge, JudgeItem
+from safer_vlm.judge.batch import judge_all
 from safer_vlm.judge.config import load_judge_config
 from safer_vlm.judge.factory import build_judge, max_in_flight
-from safer_vlm.judge.run import judge_all
 from safer_vlm.run_folder import claim_folder
 from safer_vlm.sync_bridge import run_sync
 
