@@ -2,7 +2,7 @@
 
 eval: answer every benchmark's items with the policy, judge them with one or more judges, and score
 them under each benchmark's own protocol, the rubric and the reasoning trace (see
-`safer_vlm/eval/evaluate.py`). Rerunning the same command resumes; adding a `--judge` re-judges the
+`safer_vlm.eval.evaluate`). Rerunning the same command resumes; adding a `--judge` re-judges the
 stored answers without regenerating.
 
 report: read one or more eval folders (and a `published:` YAML of quoted numbers) and write the
@@ -17,19 +17,6 @@ from typing import Any
 import typer
 
 from safer_vlm.errors import ConfigError
-
-
-def _benchmark_specs(values: list[str]) -> list[dict[str, Any]]:
-    specs = []
-    for raw in values:
-        if "=" not in raw:
-            raise ConfigError(f"--benchmark {raw!r} must look like NAME=PATH (e.g. vlguard=/data/VLGuard)")
-        name, path = raw.split("=", 1)
-        label = None
-        if ":" in name:  # LABEL:NAME=PATH, to run one protocol on two folders
-            label, name = name.split(":", 1)
-        specs.append({"name": name, "path": str(Path(path).absolute()), "label": label})
-    return specs
 
 
 def eval_command(
@@ -62,7 +49,7 @@ def eval_command(
                                               help="score a benchmark whose image folders are missing (recorded)"),
 ) -> None:
     """Score a model on safety benchmarks: protocol, rubric and reasoning-trace safety, by category."""
-    from safer_vlm.config import describe_validation_error, read_yaml, set_override
+    from safer_vlm.config import load_config
     from safer_vlm.eval.config import EvalConfig
     from safer_vlm.eval.evaluate import run_eval
 
@@ -71,39 +58,48 @@ def eval_command(
                                             ("--out", out)) if not value]
         if missing:  # a usage error (usage line + one Error: line, exit 2), like any other missing option
             ctx.fail(f"missing {', '.join(missing)} (or give them in --config FILE)")
-    data: dict[str, Any] = read_yaml(config) if config else {}
-    base = config.resolve().parent if config else Path.cwd()
-    flags = {"model": str(Path(model).absolute()) if model and Path(model).exists() else model,
-             "out": str(out.absolute()) if out else None, "limit": limit, "policy": policy,
-             "model_label": label, "protocol": protocol, "format_instruction": format_instruction,
-             "allow_missing_images": allow_missing_images or None}
-    data.update({k: v for k, v in flags.items() if v is not None})
-    if benchmark:
-        data["benchmarks"] = _benchmark_specs(benchmark)
-    for raw in protocol_files or []:
-        if "=" not in raw:
-            raise ConfigError(f"--protocol-files {raw!r} must look like NAME=PATH (e.g. vlsbench=/src/VLSBench)")
-        name, path = raw.split("=", 1)
-        data.setdefault("protocol_files", {})[name] = str(Path(path).absolute())
-    if judge:
-        data["judges"] = [str(j.absolute()) for j in judge]
-    sampling = {"temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed,
-                "samples_per_item": samples_per_item}
-    data.setdefault("sampling", {}).update({k: v for k, v in sampling.items() if v is not None})
-    for ov in overrides or []:
-        set_override(data, ov)
-    from pydantic import ValidationError
-
-    try:
-        cfg = EvalConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, str(config or "eval flags"))) from None
-    cfg.resolve_paths(base)
+    flags = {  # over the YAML, under --set; None = not given
+        "model": str(Path(model).absolute()) if model and Path(model).exists() else model,
+        "out": str(out.absolute()) if out else None, "limit": limit, "policy": policy, "model_label": label,
+        "protocol": protocol, "format_instruction": format_instruction,
+        "allow_missing_images": allow_missing_images or None,
+        "benchmarks": _benchmark_specs(benchmark) if benchmark else None,
+        "protocol_files": _protocol_files(protocol_files or []),
+        "judges": [str(j.absolute()) for j in judge] if judge else None,
+        "sampling": {"temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed,
+                     "samples_per_item": samples_per_item},
+    }
+    cfg = load_config(EvalConfig, config, overrides, flags=flags, source="eval flags")
     try:
         run_eval(cfg)
     except KeyboardInterrupt:
         _interrupted(cfg.out)
     print(f"wrote {cfg.out / 'results.json'}; next: safer-vlm report {cfg.out}")
+
+
+def _benchmark_specs(values: list[str]) -> list[dict[str, Any]]:
+    """`--benchmark NAME=PATH` or `LABEL:NAME=PATH` -> EvalConfig.benchmarks entries."""
+    specs = []
+    for raw in values:
+        if "=" not in raw:
+            raise ConfigError(f"--benchmark {raw!r} must look like NAME=PATH (e.g. vlguard=/data/VLGuard)")
+        name, path = raw.split("=", 1)
+        label = None
+        if ":" in name:  # LABEL:NAME=PATH, to run one protocol on two folders
+            label, name = name.split(":", 1)
+        specs.append({"name": name, "path": str(Path(path).absolute()), "label": label})
+    return specs
+
+
+def _protocol_files(values: list[str]) -> dict[str, str]:
+    """`--protocol-files NAME=PATH` -> {NAME: absolute PATH}; merged key by key into the YAML's."""
+    found = {}
+    for raw in values:
+        if "=" not in raw:
+            raise ConfigError(f"--protocol-files {raw!r} must look like NAME=PATH (e.g. vlsbench=/src/VLSBench)")
+        name, path = raw.split("=", 1)
+        found[name] = str(Path(path).absolute())
+    return found
 
 
 def _interrupted(out: Path) -> None:

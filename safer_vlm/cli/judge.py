@@ -28,6 +28,112 @@ from safer_vlm.judge.rubric import Rubric
 from safer_vlm.sync_bridge import run_sync
 
 
+def judge_command(
+    judge: Path = typer.Option(..., "--judge", help="judge YAML (backend and its settings)"),
+    input: Path = typer.Option(..., "--input", help="JSONL: id, question, images (relative), response"),
+    output: Path = typer.Option(..., "--output", help="JSONL of verdicts, one per input id, in input order"),
+    rubric: Path | None = typer.Option(None, "--rubric", help="rubric YAML (default: the built-in rubric)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output file"),
+) -> None:
+    """Judge every response in INPUT and write verdicts and rewards to OUTPUT."""
+    from safer_vlm.judge.batch import read_judge_input, tally
+    from safer_vlm.reward import compose_reward
+
+    _refuse_overwrite(output, overwrite)
+    cfg, rub = _load(judge, rubric)
+    data = read_judge_input(input)
+    for problem in data.problems:
+        print(problem, file=sys.stderr)
+    verdicts = _run_judge(cfg, rub, data.items, "judging")
+    rows = []
+    for item, verdict in zip(data.items, verdicts, strict=True):
+        reward = compose_reward(verdict, rub)
+        rows.append(
+            {
+                "id": item.sample.id,
+                **verdict.to_dict(),
+                "reward": reward.total if reward else None,
+                "reward_parts": reward.parts if reward else {},
+                "gated": reward.gated if reward else None,
+            }
+        )
+    _write_jsonl_atomic(output, rows)
+    counts = tally(verdicts)
+    print(
+        f"wrote {output}: {len(rows)} judged, ok {counts['ok']}, parse failures {counts['parse_failures']}, "
+        f"errors {counts['errors']}, skipped input lines {len(data.problems)}"
+    )
+
+
+def calibrate_command(
+    judge: Path = typer.Option(..., "--judge", help="judge YAML"),
+    input: Path = typer.Option(..., "--input", help="JSONL like `judge` input plus a boolean label_unsafe"),
+    rubric: Path | None = typer.Option(None, "--rubric", help="rubric YAML (default: the built-in rubric)"),
+    json_out: Path | None = typer.Option(None, "--json", help="also write the report as JSON here"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing --json file"),
+) -> None:
+    """Compare the judge's unsafe flag with human labels: accuracy, Cohen's kappa, confusion matrix."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from safer_vlm.judge.agreement import Confusion
+    from safer_vlm.judge.batch import read_judge_input, tally
+
+    if json_out is not None:
+        _refuse_overwrite(json_out, overwrite)
+    cfg, rub = _load(judge, rubric)
+    data = read_judge_input(input, check=_label_problem)
+    for problem in data.problems:
+        print(problem, file=sys.stderr)
+    verdicts = _run_judge(cfg, rub, data.items, "calibrating")
+    conf = Confusion()
+    for record, verdict in zip(data.records, verdicts, strict=True):
+        decision = rub.is_unsafe(verdict)  # the rubric's one unsafe rule, as training uses it
+        if decision is not None:
+            conf.add(decision, record["label_unsafe"])
+    counts = tally(verdicts)
+    report = {
+        "judge": judge.name,
+        "items": len(verdicts),
+        "scored": conf.n,
+        "parse_failures": counts["parse_failures"],
+        "errors": counts["errors"],
+        "skipped_input_lines": len(data.problems),
+        "precision_unsafe": conf.tp / (conf.tp + conf.fp) if conf.tp + conf.fp else None,
+        "recall_unsafe": conf.tp / (conf.tp + conf.fn) if conf.tp + conf.fn else None,
+        **conf.to_dict(),
+    }
+    console = Console()
+    table = Table(title=f"judge vs labels ({conf.n} scored of {len(verdicts)})")
+    table.add_column("")
+    table.add_column("label unsafe", justify="right")
+    table.add_column("label safe", justify="right")
+    table.add_row("judged unsafe", str(conf.tp), str(conf.fp))
+    table.add_row("judged safe", str(conf.fn), str(conf.tn))
+    console.print(table)
+
+    def fmt(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    print(
+        f"accuracy {fmt(conf.accuracy)}, kappa {fmt(conf.kappa)}, "
+        f"precision(unsafe) {fmt(report['precision_unsafe'])}, recall(unsafe) {fmt(report['recall_unsafe'])}"
+    )
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"scored {conf.n}, parse failures {counts['parse_failures']}, errors {counts['errors']}, "
+        f"skipped input lines {len(data.problems)}"
+    )
+
+
+def _label_problem(record: dict[str, Any]) -> str | None:
+    if not isinstance(record.get("label_unsafe"), bool):
+        return f"field 'label_unsafe': expected true or false, got {record.get('label_unsafe')!r}"
+    return None
+
+
 def _refuse_overwrite(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise SaferVLMError(f"{path} already exists; pass --overwrite to replace it")
@@ -108,112 +214,6 @@ def _run_judge(cfg: Any, rubric: Rubric, items: list, label: str) -> list[Verdic
                 f"member agreement {pair}: {stats['n']} items, unsafe-flag agreement {agree}, kappa {kappa}"
             )
     return verdicts
-
-
-def judge_command(
-    judge: Path = typer.Option(..., "--judge", help="judge YAML (backend and its settings)"),
-    input: Path = typer.Option(..., "--input", help="JSONL: id, question, images (relative), response"),
-    output: Path = typer.Option(..., "--output", help="JSONL of verdicts, one per input id, in input order"),
-    rubric: Path | None = typer.Option(None, "--rubric", help="rubric YAML (default: the built-in rubric)"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output file"),
-) -> None:
-    """Judge every response in INPUT and write verdicts and rewards to OUTPUT."""
-    from safer_vlm.judge.batch import read_judge_input, tally
-    from safer_vlm.reward import compose_reward
-
-    _refuse_overwrite(output, overwrite)
-    cfg, rub = _load(judge, rubric)
-    data = read_judge_input(input)
-    for problem in data.problems:
-        print(problem, file=sys.stderr)
-    verdicts = _run_judge(cfg, rub, data.items, "judging")
-    rows = []
-    for item, verdict in zip(data.items, verdicts, strict=True):
-        reward = compose_reward(verdict, rub)
-        rows.append(
-            {
-                "id": item.sample.id,
-                **verdict.to_dict(),
-                "reward": reward.total if reward else None,
-                "reward_parts": reward.parts if reward else {},
-                "gated": reward.gated if reward else None,
-            }
-        )
-    _write_jsonl_atomic(output, rows)
-    counts = tally(verdicts)
-    print(
-        f"wrote {output}: {len(rows)} judged, ok {counts['ok']}, parse failures {counts['parse_failures']}, "
-        f"errors {counts['errors']}, skipped input lines {len(data.problems)}"
-    )
-
-
-def _label_problem(record: dict[str, Any]) -> str | None:
-    if not isinstance(record.get("label_unsafe"), bool):
-        return f"field 'label_unsafe': expected true or false, got {record.get('label_unsafe')!r}"
-    return None
-
-
-def calibrate_command(
-    judge: Path = typer.Option(..., "--judge", help="judge YAML"),
-    input: Path = typer.Option(..., "--input", help="JSONL like `judge` input plus a boolean label_unsafe"),
-    rubric: Path | None = typer.Option(None, "--rubric", help="rubric YAML (default: the built-in rubric)"),
-    json_out: Path | None = typer.Option(None, "--json", help="also write the report as JSON here"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing --json file"),
-) -> None:
-    """Compare the judge's unsafe flag with human labels: accuracy, Cohen's kappa, confusion matrix."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from safer_vlm.judge.agreement import Confusion
-    from safer_vlm.judge.batch import read_judge_input, tally
-
-    if json_out is not None:
-        _refuse_overwrite(json_out, overwrite)
-    cfg, rub = _load(judge, rubric)
-    data = read_judge_input(input, check=_label_problem)
-    for problem in data.problems:
-        print(problem, file=sys.stderr)
-    verdicts = _run_judge(cfg, rub, data.items, "calibrating")
-    conf = Confusion()
-    for record, verdict in zip(data.records, verdicts, strict=True):
-        decision = rub.is_unsafe(verdict)  # the rubric's one unsafe rule, as training uses it
-        if decision is not None:
-            conf.add(decision, record["label_unsafe"])
-    counts = tally(verdicts)
-    report = {
-        "judge": judge.name,
-        "items": len(verdicts),
-        "scored": conf.n,
-        "parse_failures": counts["parse_failures"],
-        "errors": counts["errors"],
-        "skipped_input_lines": len(data.problems),
-        "precision_unsafe": conf.tp / (conf.tp + conf.fp) if conf.tp + conf.fp else None,
-        "recall_unsafe": conf.tp / (conf.tp + conf.fn) if conf.tp + conf.fn else None,
-        **conf.to_dict(),
-    }
-    console = Console()
-    table = Table(title=f"judge vs labels ({conf.n} scored of {len(verdicts)})")
-    table.add_column("")
-    table.add_column("label unsafe", justify="right")
-    table.add_column("label safe", justify="right")
-    table.add_row("judged unsafe", str(conf.tp), str(conf.fp))
-    table.add_row("judged safe", str(conf.fn), str(conf.tn))
-    console.print(table)
-
-    def fmt(x: float | None) -> str:
-        return "n/a" if x is None else f"{x:.3f}"
-
-    print(
-        f"accuracy {fmt(conf.accuracy)}, kappa {fmt(conf.kappa)}, "
-        f"precision(unsafe) {fmt(report['precision_unsafe'])}, recall(unsafe) {fmt(report['recall_unsafe'])}"
-    )
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(
-        f"scored {conf.n}, parse failures {counts['parse_failures']}, errors {counts['errors']}, "
-        f"skipped input lines {len(data.problems)}"
-    )
 
 
 def register(app: typer.Typer) -> None:

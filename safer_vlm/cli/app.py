@@ -1,6 +1,8 @@
-"""The `safer-vlm` command line: curate | train | judge | eval | demo | data.
+"""The `safer-vlm` typer app, its table of commands, and `main`: how a command's failure reaches the
+user (one `error:` line and exit 2 for user errors, click's usage line for usage errors, one line
+for Ctrl-C naming what was saved and how to resume).
 
-Each command lives in its own module (`<package>/commands.py`) with a `register(app)` function, so
+Each command group lives in its own module of this package with a `register(app)` function, so
 this file stays a table of contents and the heavy imports (torch, TRL) happen only when a command runs.
 """
 
@@ -12,6 +14,7 @@ import warnings
 
 import typer
 
+from safer_vlm.cli.interrupt import INTERRUPTED, interrupted
 from safer_vlm.errors import SaferVLMError
 
 app = typer.Typer(
@@ -24,11 +27,11 @@ app = typer.Typer(
 
 #: Modules that add commands to `app`; each defines `register(app: typer.Typer) -> None`.
 COMMAND_MODULES = (
-    "safer_vlm.data.commands",  # data validate
-    "safer_vlm.judge.commands",  # judge, judge-calibrate
-    "safer_vlm.curate.commands",  # curate
-    "safer_vlm.train.commands",  # train
-    "safer_vlm.eval.commands",  # eval, report
+    "safer_vlm.cli.data",  # data validate
+    "safer_vlm.cli.judge",  # judge, judge-calibrate
+    "safer_vlm.cli.curate",  # curate
+    "safer_vlm.cli.train",  # train
+    "safer_vlm.cli.eval",  # eval, report
     "safer_vlm.demo",  # demo
 )
 
@@ -52,38 +55,6 @@ def _click_exceptions() -> tuple[type[Exception], ...]:
     return tuple(dict.fromkeys(found))
 
 
-INTERRUPTED = 130
-
-
-def interrupt_line(args: list[str]) -> str:
-    """One line for Ctrl-C: what was saved (the folder the command claimed) and the exact command
-    that continues from it."""
-    import shlex
-
-    from safer_vlm.run_folder import MANIFEST_NAME, last_claim
-
-    claim = last_claim()
-    if claim is None or not (claim.path / MANIFEST_NAME).is_file():  # none, or abandoned before any work
-        return "interrupted: nothing was saved"
-    saved = f"{claim.path} keeps what was saved"
-    if callable(claim.saved_note):
-        saved += f" ({claim.saved_note()})"
-    command = "safer-vlm " + shlex.join(args)
-    if claim.resume == "--resume":
-        return f"interrupted: {saved}; resume with: {command}" + ("" if "--resume" in args else " --resume")
-    if claim.resume == "rerun":
-        return f"interrupted: {saved}; resume with the same command: {command}"
-    return f"interrupted: {saved}; this command cannot resume, start again with: {command} --overwrite"
-
-
-def _interrupted(args: list[str]) -> None:
-    from safer_vlm.sync_bridge import cancel_pending
-
-    cancel_pending()  # no "Task was destroyed" / "Event loop is closed" lines after ours
-    print(interrupt_line(args), file=sys.stderr, flush=True)
-    raise SystemExit(INTERRUPTED) from None
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one `error: ...` line and exit status 2, never a traceback;
     usage errors (unknown command or option) print the usage line and one `Error:` line, exit 2."""
@@ -95,14 +66,14 @@ def main(argv: list[str] | None = None) -> None:
         # turns a KeyboardInterrupt inside the command into the return value 130.
         rc = app(args=args, prog_name="safer-vlm", standalone_mode=False)
         if rc == INTERRUPTED:
-            _interrupted(args)
+            interrupted(args)
         if isinstance(rc, int) and not isinstance(rc, bool) and rc != 0:
             raise SystemExit(rc)
     except SaferVLMError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except (typer.Abort, KeyboardInterrupt):
-        _interrupted(args)
+        interrupted(args)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except Exception as exc:
@@ -110,7 +81,3 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()  # type: ignore[attr-defined]
             raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]
         raise
-
-
-if __name__ == "__main__":
-    main()

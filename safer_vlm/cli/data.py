@@ -12,18 +12,6 @@ from safer_vlm.data.sources.base import MAX_IMAGES, MAX_TEXT_CHARS
 from safer_vlm.errors import ConfigError, DataError
 
 
-def parse_field_map(pairs: list[str] | None) -> dict[str, str]:
-    """`["question=prompt", "images=image_path"]` (or comma-joined) -> `{"question": "prompt", ...}`."""
-    mapping: dict[str, str] = {}
-    for chunk in pairs or []:
-        for pair in chunk.split(","):
-            field, sep, column = pair.partition("=")
-            if not sep or not field.strip() or not column.strip():
-                raise ConfigError(f"--field-map expects FIELD=COLUMN, got {pair!r}")
-            mapping[field.strip()] = column.strip()
-    return mapping
-
-
 def validate(
     path: Path = typer.Argument(..., help="Dataset root folder (or the file, for jsonl/parquet/csv)."),
     source: str = typer.Option(..., "--source", help="Adapter name, e.g. vlguard, spa_vl, jsonl."),
@@ -73,6 +61,18 @@ def validate(
         typer.echo(f"wrote {n} samples to {write}; image paths are relative to {', '.join(roots) or '-'}")
     if strict and result.skipped:
         raise typer.Exit(1)
+
+
+def parse_field_map(pairs: list[str] | None) -> dict[str, str]:
+    """`["question=prompt", "images=image_path"]` (or comma-joined) -> `{"question": "prompt", ...}`."""
+    mapping: dict[str, str] = {}
+    for chunk in pairs or []:
+        for pair in chunk.split(","):
+            field, sep, column = pair.partition("=")
+            if not sep or not field.strip() or not column.strip():
+                raise ConfigError(f"--field-map expects FIELD=COLUMN, got {pair!r}")
+            mapping[field.strip()] = column.strip()
+    return mapping
 
 
 def register(app: typer.Typer) -> None:
