@@ -39,13 +39,15 @@ def describe_validation_error(exc: ValidationError, source: str, origins: Mappin
 
 
 def _origin(key: str, origins: Mapping[str, str]) -> str | None:
-    """The command-line source of `key` or of the section holding it (`--set grpo={...}`)."""
+    """The command-line source of `key`: one that set it, the section holding it (`--set grpo={...}`)
+    or a key inside it (`--set bogus.key=1` creates the unknown section `bogus`); the last one given."""
     parts = key.split(".")
     for n in range(len(parts), 0, -1):
         found = origins.get(".".join(parts[:n]))
         if found is not None:
             return found
-    return None
+    inside = [origin for path, origin in origins.items() if path.startswith(key + ".")]
+    return inside[-1] if inside else None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
