@@ -1,4 +1,4 @@
-"""Runs one curation on the test pool of `test_run.py` with the scripted policy and judge, on
+"""Runs one curation on the test pool of `test_pipeline.py` with the scripted policy and judge, on
 however many processes launched it: `torchrun --nproc_per_node 2 -m tests.curate.mp_driver FOLDER
 OUT [FAIL_AFTER]`. Each rank says which prompts it sampled; with FAIL_AFTER, rank 1's policy crashes
 after that many prompts."""
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.curate.conftest import ScriptedGenerator, ScriptedJudge
-from tests.curate.test_run import QUIET, make_config
+from tests.curate.test_pipeline import QUIET, make_config
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.curate.conftest import ScriptedGenerator
-from tests.curate.test_run import make_config, run
+from tests.curate.test_pipeline import make_config, run
 from tests.write_audit import audited_env, free_port, writes_by_rank
 
 RANK_LINE = re.compile(r"curate: rank (\d+) of world size (\d+)\n")

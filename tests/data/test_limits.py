@@ -74,7 +74,7 @@ def test_limits_apply_to_every_loader_and_are_configurable(tmp_path):
 
 def test_curate_skips_the_huge_record_and_goes_on(tmp_path):
     from tests.curate.conftest import ScriptedGenerator, ScriptedJudge
-    from tests.curate.test_run import make_config, run
+    from tests.curate.test_pipeline import make_config, run
 
     cfg = make_config(tmp_path, "out")
     pool = tmp_path / "data" / "pool.jsonl"

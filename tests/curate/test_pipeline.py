@@ -112,7 +112,7 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     from rich.console import Console
     from curate.conftest import ScriptedGenerator, ScriptedJudge
-    from curate.test_run import make_config
+    from curate.test_pipeline import make_config
     from safer_vlm.curate.pipeline import run_curation
     from pathlib import Path
 
