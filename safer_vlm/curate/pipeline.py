@@ -43,6 +43,7 @@ from safer_vlm.distributed import Ranks, join, leave, rank_device
 from safer_vlm.errors import DataError
 from safer_vlm.generation.base import Generator
 from safer_vlm.judge.base import Judge
+from safer_vlm.judge.preflight import check_judge_reachable
 from safer_vlm.run_folder import (
     Claim,
     FolderConflict,
@@ -315,6 +316,8 @@ def _curate_main(
 ) -> CurationResult:
     console = console or Console(stderr=True)
     out = cfg.output_dir
+    if judge is None:
+        check_judge_reachable(cfg.judge)
     claim = claim_output_dir(cfg, overwrite)
     console.print(f"[bold]curate[/bold] -> {out}" + (" (resuming)" if claim.existing else ""))
     loader = loader or _default_loader()

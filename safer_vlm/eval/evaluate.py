@@ -41,6 +41,7 @@ from safer_vlm.judge.base import Judge, JudgeItem
 from safer_vlm.judge.batch import judge_all
 from safer_vlm.judge.config import load_judge_config
 from safer_vlm.judge.factory import build_judge, max_in_flight
+from safer_vlm.judge.preflight import check_judge_reachable
 from safer_vlm.run_folder import claim_folder
 from safer_vlm.sync_bridge import run_sync
 
@@ -229,6 +230,8 @@ def run_eval(cfg: EvalConfig, *, make_generator: Any = None, say: Any = print) -
     if len(set(ids)) != len(ids):
         raise ConfigError(f"two judges share an id ({ids}); give each judge config its own `judge_id`")
     choices = choose_protocols(cfg, judges)
+    for path, (jcfg, _) in zip(cfg.judges, judges, strict=True):  # after the config checks, before the folder
+        check_judge_reachable(jcfg, field=f"{path}: base_url")
     out = Path(cfg.out)
     earlier = _earlier_results(out, cfg.model)
     shard = current_shard()

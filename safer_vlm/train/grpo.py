@@ -104,29 +104,6 @@ def make_judge(cfg: TrainConfig) -> Judge:
     return close_on_interrupt(build_judge(cfg.judge, cfg.rubric))
 
 
-def check_judge_reachable(judge_cfg: Any, timeout_s: float = 5.0) -> None:
-    """Preflight: an HTTP judge (an ensemble's members too) whose host refuses the connection is a
-    ConfigError here, before the run folder is claimed or a model is loaded. A judge that dies or
-    replies nonsense later is caught by the failure-rate rule (`trl_adapter.JudgeHealth`)."""
-    import socket
-    from urllib.parse import urlparse
-
-    for member in getattr(judge_cfg, "members", None) or []:
-        check_judge_reachable(member, timeout_s)
-    url = getattr(judge_cfg, "base_url", None)
-    if not url:
-        return
-    parsed = urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
-    except OSError as exc:
-        raise ConfigError(
-            f"judge.base_url {url}: cannot connect ({exc.strerror or exc}); start the judge server or fix "
-            "judge.base_url (nothing was written)"
-        ) from None
-
-
 def make_group_rollout(cfg: TrainConfig, judge: Judge) -> GroupRollout:
     """The safety-aware rollout (with `rollout.reflection: false`, a plain G-sample rollout)."""
     from safer_vlm.rollout.safety_aware import SafetyAwareGroupRollout
@@ -383,6 +360,8 @@ def _train(cfg: TrainConfig, *, resume: bool, overwrite: bool, claims: list[Any]
     main = state.is_main_process
     if device == "cuda":
         device = str(state.device)  # cuda:<local rank> under accelerate launch
+    from safer_vlm.judge.preflight import check_judge_reachable
+
     check_judge_reachable(cfg.judge)
     run_dir = Path(cfg.output_dir)
     if main:
