@@ -11,8 +11,8 @@ from safer_vlm.rollout.trajectory import TrajectoryWriter, read_trajectories
 
 
 def rollout(samples, **cfg):
-    ro = SafetyAwareRollout(ScriptedGenerator(), CountingJudge(), Rubric.default(), RolloutConfig(**cfg), renderer=render)
-    return ro.run(samples, 3)
+    ro = SafetyAwareRollout(CountingJudge(), Rubric.default(), RolloutConfig(**cfg), renderer=render)
+    return ro.run(ScriptedGenerator(), samples, 3)
 
 
 def test_round_trip_appends_per_step(tmp_path, make_sample, image_root):
