@@ -8,7 +8,9 @@ How the pieces meet (all checked against trl 1.16.0's `GRPOTrainer`):
   trainer's current policy and converts the `RolloutResult` it returns, once (`trl_rollout_output`):
   `prompt_ids` (chat prompt with the image tokens expanded), `completion_ids`, `logprobs` and two
   extra keys TRL hands on to the reward functions: `rollout_row` (each row's `TrainingRow`) and
-  `rollout_metrics` (the step's rollout metrics: a single value, which TRL gives every row);
+  `rollout_metrics` (the step's rollout metrics: a single value, not a list, which TRL's
+  `_generate_and_score_completions` sets on every row); so no state is kept between `rollout_func`
+  and the reward functions: what they need travels with TRL's batch;
 - the reward is computed in the rollout; the TRL reward functions relay it: `structured_reward`
   returns each row's total and logs the rollout's metrics (TRL lets only reward functions log);
 - `structured_reward` is the objective (weight 1); one reward function per rubric criterion,
