@@ -97,12 +97,12 @@ def make_rollout_func(
     generator_factory: GeneratorFactory,
     on_result: Callable[[RolloutResult], None] | None = None,
     health: JudgeHealth | None = None,
-) -> Callable[[list, Any], dict[str, list]]:
+) -> Callable[[list, Any], dict[str, Any]]:
     """TRL `rollout_func`: one group rollout per distinct prompt, flattened back in TRL's order.
     `on_result` is handed each step's `RolloutResult` (the trajectory log); `health` counts the
     judge's failures among its rows (the stop rule)."""
 
-    def rollout_func(prompts: list, trainer: Any) -> dict[str, list]:
+    def rollout_func(prompts: list, trainer: Any) -> dict[str, Any]:
         from trl.models import unwrap_model_for_generation
 
         n = trainer.num_generations if trainer.model.training else trainer.num_generations_eval
