@@ -10,7 +10,7 @@ from pathlib import Path
 
 from safer_vlm.data.schema import SafetySample
 from safer_vlm.errors import DataError
-from safer_vlm.rollout.safety_aware import RolloutGroup, RolloutSample
+from safer_vlm.rollout.answers import Answer, RolloutGroup
 
 
 @dataclass
@@ -39,8 +39,8 @@ def record_to_group(rec: dict) -> LoggedGroup:
     sample = SafetySample.model_validate(rec["sample"])
     if rec.get("root"):
         sample.root = Path(rec["root"])
-    originals = [RolloutSample.from_dict(d) for d in rec["originals"]]
-    corrections = [RolloutSample.from_dict(d) for d in rec["corrections"]]
+    originals = [Answer.from_dict(d) for d in rec["originals"]]
+    corrections = [Answer.from_dict(d) for d in rec["corrections"]]
     by_uid = {s.uid: s for s in (*originals, *corrections)}
     group = RolloutGroup(
         sample=sample,

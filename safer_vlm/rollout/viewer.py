@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from safer_vlm.errors import DataError
+from safer_vlm.rollout.answers import Answer, RolloutGroup
+from safer_vlm.rollout.metrics import member_advantages, rollout_metrics
 from safer_vlm.rollout.reflection import message_text
-from safer_vlm.rollout.safety_aware import RolloutGroup, RolloutSample, member_advantages, rollout_metrics
 from safer_vlm.rollout.trajectory import LoggedGroup, read_trajectories
 
 #: Longest side of an embedded image, in pixels (keeps the page small).
@@ -75,7 +76,7 @@ def _images(group: RolloutGroup) -> str:
     return '<div class="images">' + "".join(embed_image(p) for p in paths) + "</div>"
 
 
-def _badge(s: RolloutSample) -> str:
+def _badge(s: Answer) -> str:
     if s.unsafe is None:
         label = "parse failure" if not s.verdict.parse_ok or s.verdict.error else "unknown"
         return f'<span class="badge unknown">{_e(label)}</span>'
@@ -93,7 +94,7 @@ def _advantage(value: float | None) -> str:
     return f'<span class="adv {cls}">advantage {value:+.2f}</span>'
 
 
-def _breakdown(s: RolloutSample) -> str:
+def _breakdown(s: Answer) -> str:
     if s.reward is None:
         reason = s.verdict.error or s.verdict.rationale or "no usable verdict"
         return f'<div class="meta">no reward: {_e(reason)}</div>'
@@ -107,7 +108,7 @@ def _breakdown(s: RolloutSample) -> str:
     )
 
 
-def _answer(s: RolloutSample, in_group: bool, advantage: str = "") -> str:
+def _answer(s: Answer, in_group: bool, advantage: str = "") -> str:
     kind = (
         f'<span class="badge corr">correction r{s.round} of slot {s.corrects}</span>'
         if s.reflected

@@ -21,7 +21,7 @@ from typing import Any
 from safer_vlm.data.schema import SafetySample, read_samples
 from safer_vlm.errors import ConfigError, DataError
 from safer_vlm.judge.base import Judge
-from safer_vlm.rollout.safety_aware import GroupRollout
+from safer_vlm.rollout.answers import GroupRollout
 from safer_vlm.train.config import TrainConfig
 from safer_vlm.train.run_dir import claim_run_dir
 
@@ -106,9 +106,10 @@ def make_judge(cfg: TrainConfig) -> Judge:
 
 def make_group_rollout(cfg: TrainConfig, judge: Judge) -> GroupRollout:
     """The safety-aware rollout (with `rollout.reflection: false`, a plain G-sample rollout)."""
-    from safer_vlm.rollout.safety_aware import SafetyAwareGroupRollout
+    from safer_vlm.rollout.safety_aware import SafetyAwareRollout
 
-    return SafetyAwareGroupRollout(judge, cfg.rubric, cfg.rollout)
+    cfg.rollout.require_fixed_groups("a fixed-group GRPO trainer (TRL)")
+    return SafetyAwareRollout(judge, cfg.rubric, cfg.rollout)
 
 
 def drop_metrics_after(path: Path, step: int) -> None:
@@ -292,9 +293,9 @@ def run_grpo(
     dataset = trl_adapter.build_dataset(samples, render_chat, sample_images)
     rollout = group_rollout or make_group_rollout(cfg, judge)
     health = trl_adapter.JudgeHealth(cfg.judge.max_failure_rate, cfg.judge.failure_window)
-    stats = trl_adapter.RolloutStats(on_groups=trajectory_logger(cfg, run_dir, state.process_index), health=health)
     rollout_func = trl_adapter.make_rollout_func(
-        {s.id: s for s in samples}, rollout, generator_factory(processor, cfg.grpo), stats
+        {s.id: s for s in samples}, rollout, generator_factory(processor, cfg.grpo),
+        on_result=trajectory_logger(cfg, run_dir, state.process_index), health=health,
     )
     args = trl_adapter.make_grpo_config(cfg.grpo, run_dir / "checkpoints", use_cpu=use_cpu)
     if build_reference:
@@ -307,7 +308,7 @@ def run_grpo(
     if on_step is not None:
         callbacks.append(trl_adapter.step_callback(on_step))
     trainer = trl_adapter.make_trainer(
-        model, processor, dataset, args, rollout_func, cfg.rubric, callbacks, stats, peft_config=peft_config
+        model, processor, dataset, args, rollout_func, cfg.rubric, callbacks, peft_config=peft_config
     )
     trainer.train(resume_from_checkpoint=resume_from)
     trl_adapter.raise_if_stopped(health)  # a judge that fails too often stops the run, checkpoint saved

@@ -5,10 +5,14 @@ How the pieces meet (all checked against trl 1.16.0's `GRPOTrainer`):
   images as PIL objects, so TRL re-encodes the same pixels for the loss pass;
 - `rollout_func(prompts, trainer)` receives the prompts already repeated `num_generations` times
   (consecutive), finds each group's `SafetySample` by `sample_id`, runs a `GroupRollout` on the
-  trainer's current policy and returns `prompt_ids` (chat prompt with the image tokens expanded),
-  `completion_ids`, `logprobs` and the extra key `scored`, which TRL forwards to reward functions;
-- the rollout's own per-step metrics (unsafe, reflection and correction-success rates, reward of
-  original vs corrected answers) reach TRL's log through a `RolloutStats` shared with the rewards;
+  trainer's current policy and converts the `RolloutResult` it returns, once (`trl_rollout_output`):
+  `prompt_ids` (chat prompt with the image tokens expanded), `completion_ids`, `logprobs` and two
+  extra keys TRL hands on to the reward functions: `rollout_row` (each row's `TrainingRow`) and
+  `rollout_metrics` (the step's rollout metrics: a single value, not a list, which TRL's
+  `_generate_and_score_completions` sets on every row); so no state is kept between `rollout_func`
+  and the reward functions: what they need travels with TRL's batch;
+- the reward is computed in the rollout; the TRL reward functions relay it: `structured_reward`
+  returns each row's total and logs the rollout's metrics (TRL lets only reward functions log);
 - `structured_reward` is the objective (weight 1); one reward function per rubric criterion,
   penalty and the gate has weight 0: TRL logs each as `rewards/<name>/mean` but, in
   `sum_then_normalize` aggregation, multiplies it by 0 before the advantages. A reward of None
@@ -28,12 +32,15 @@ from safer_vlm.data.schema import SafetySample
 from safer_vlm.errors import ConfigError, SaferVLMError
 from safer_vlm.generation.base import Generator
 from safer_vlm.judge.rubric import Rubric
-from safer_vlm.rollout.safety_aware import GroupMember, GroupRollout
+from safer_vlm.rollout.answers import GroupRollout, RolloutResult, TrainingRow, token_logprob
 
 #: Builds a Generator around the policy that is being trained, for one rollout call.
 GeneratorFactory = Callable[[Any, Any], Generator]  # (unwrapped_model, trainer) -> Generator
 
 SAMPLE_ID_KEY = "sample_id"
+#: Extra keys of the `rollout_func` output, which TRL hands on to the reward functions.
+ROW_KEY = "rollout_row"  # one `TrainingRow` per completion
+METRICS_KEY = "rollout_metrics"  # the step's `RolloutResult.metrics`; not a list, so TRL gives it to every row
 
 
 def sample_id_of(prompt: list[dict]) -> str:
@@ -84,44 +91,18 @@ def _text_only_chat(messages: list[dict], sample_id: str) -> list[dict]:
     return out
 
 
-class RolloutStats:
-    """Hands the latest rollout's metrics from `rollout_func` to `structured_reward`, which is where
-    TRL lets us log (`log_metric`); the rollout and the reward of one step run back to back."""
-
-    def __init__(self, on_groups: Callable[[Any], None] | None = None, health: JudgeHealth | None = None) -> None:
-        self.pending: dict[str, float] = {}
-        self.on_groups = on_groups  # also handed each step's RolloutResult (trajectory log)
-        self.health = health  # counts the judge's failures for the stop rule
-
-    def take(self) -> dict[str, float]:
-        out, self.pending = self.pending, {}
-        return out
-
-
-def _scored_record(sg: GroupMember) -> dict[str, Any]:
-    """What reward functions see of one scored answer (plain data: TRL stores it in the batch rows)."""
-    return {
-        "reward": None if sg.reward is None else sg.reward.total,
-        "parts": {} if sg.reward is None else dict(sg.reward.parts),
-        "parse_ok": sg.verdict.parse_ok and sg.verdict.error is None,
-        "judge_error": sg.verdict.error,  # transport failure: no reply at all
-        "judge_reason": None if sg.verdict.parse_ok or sg.verdict.error is not None
-        else (sg.verdict.rationale or "unparseable reply")[:300],
-        "unsafe": sg.unsafe,  # the rubric's one rule (`Rubric.is_unsafe`), not the judge's raw flag
-        "reflected": sg.reflected,
-        "judge_id": sg.verdict.judge_id,
-    }
-
-
 def make_rollout_func(
     samples: dict[str, SafetySample],
     group_rollout: GroupRollout,
     generator_factory: GeneratorFactory,
-    stats: RolloutStats | None = None,
-) -> Callable[[list, Any], dict[str, list]]:
-    """TRL `rollout_func`: one group rollout per distinct prompt, flattened back in TRL's order."""
+    on_result: Callable[[RolloutResult], None] | None = None,
+    health: JudgeHealth | None = None,
+) -> Callable[[list, Any], dict[str, Any]]:
+    """TRL `rollout_func`: one group rollout per distinct prompt, flattened back in TRL's order.
+    `on_result` is handed each step's `RolloutResult` (the trajectory log); `health` counts the
+    judge's failures among its rows (the stop rule)."""
 
-    def rollout_func(prompts: list, trainer: Any) -> dict[str, list]:
+    def rollout_func(prompts: list, trainer: Any) -> dict[str, Any]:
         from trl.models import unwrap_model_for_generation
 
         n = trainer.num_generations if trainer.model.training else trainer.num_generations_eval
@@ -143,93 +124,84 @@ def make_rollout_func(
             gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs,
         ) as unwrapped:
             generator = generator_factory(unwrapped, trainer)
-            groups = group_rollout(generator, [samples[sid] for sid in group_ids], n)
-        result = getattr(group_rollout, "last_result", None)
-        if stats is not None and result is not None:
-            stats.pending = dict(result.metrics)
-            if stats.on_groups is not None:
-                stats.on_groups(result)
-        return flatten_groups(groups, n)
+            result = group_rollout(generator, [samples[sid] for sid in group_ids], n)
+        if on_result is not None:
+            on_result(result)
+        if health is not None:
+            health.count(result.rows)
+        return trl_rollout_output(result, n, group_ids)
 
     return rollout_func
 
 
 def _logprob(value: Any) -> float:
-    """One sampled token's logprob as a float: a missing one (None, as TRL's extract_logprobs writes
-    a NaN from vLLM; or an empty top-k list) is NaN, which TRL's correction turns into ratio 1."""
+    """One token's logprob as TRL's extract_logprobs writes it (a top-k list, or None for a NaN from
+    vLLM) as a float: a missing one is NaN (`answers.token_logprob`)."""
     if isinstance(value, list | tuple):
         value = value[0] if value else None
-    return math.nan if value is None else float(value)
+    return token_logprob(value)
 
 
-def flatten_groups(groups: list[list[GroupMember]], n: int) -> dict[str, list]:
-    """Turn scored groups into TRL's rollout output; every answer is attributed to its group's prompt.
+def trl_rollout_output(result: RolloutResult, n: int, sample_ids: list[str] | None = None) -> dict[str, Any]:
+    """The one conversion from a rollout's rows to TRL's `rollout_func` output.
 
-    `logprobs` is always one row of per-token sampling logprobs per answer, never None: TRL's vLLM
-    importance-sampling correction computes `old - sampling` for every row, and a batch made only of
-    corrections (or a generator that reports no logprobs) must not turn that into `old - None`.
-    Reflected answers were sampled under the reflection context: they get NaN rows, and TRL turns a
-    NaN difference into ratio 1 (no correction), so a correction's gradient is the plain policy
-    gradient of its tokens given the *original* prompt, scaled by its group advantage. Rows of a
-    generator that reports no logprobs are NaN too (ratio 1: nothing to correct against).
-    `reflected` is a per-row flag the reward functions receive."""
-    out: dict[str, list] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "scored": [], "reflected": []}
+    Rows come group after group, exactly `n` per group, all of a group carrying the original
+    prompt's ids (a correction is attributed to the prompt it answers); `sample_ids`, when given,
+    are the groups' prompts in TRL's order. `logprobs` is copied as the rollout set it (one float per
+    token, NaN where unknown: `answers.sampling_logprobs`). Anything else is a bug upstream: refused."""
+    rows = result.rows
+    out: dict[str, Any] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], ROW_KEY: []}
+    groups = [rows[k : k + n] for k in range(0, len(rows), n)]
     for group in groups:
-        if len(group) != n:
-            raise ValueError(f"a rollout group has {len(group)} answers; GRPO needs exactly {n}")
-        prompt_ids = list(group[0].generation.prompt_ids)
-        for sg in group:
-            gen = sg.generation
-            if list(gen.prompt_ids) != prompt_ids:
-                raise ValueError("answers in one group carry different prompt ids; all must be the original prompt's")
-            out["prompt_ids"].append(prompt_ids)
-            out["completion_ids"].append(list(gen.completion_ids))
-            if gen.logprobs is not None and not sg.reflected:
-                if len(gen.logprobs) != len(gen.completion_ids):
-                    raise ValueError(
-                        f"an answer has {len(gen.logprobs)} logprobs for {len(gen.completion_ids)} tokens"
-                    )
-                out["logprobs"].append([_logprob(x) for x in gen.logprobs])
-            else:
-                out["logprobs"].append([math.nan] * len(gen.completion_ids))
-            out["scored"].append(_scored_record(sg))
-            out["reflected"].append(bool(sg.reflected))
+        if len(group) != n or any(r.group_index != group[0].group_index for r in group):
+            size = sum(1 for r in rows if r.group_index == group[0].group_index)
+            raise ValueError(f"a rollout group has {size} answers; GRPO needs exactly {n}")
+        if any(r.prompt_ids != group[0].prompt_ids for r in group):
+            raise ValueError("answers in one group carry different prompt ids; all must be the original prompt's")
+    if sample_ids is not None and [g[0].sample_id for g in groups] != list(sample_ids):
+        raise ValueError(f"the rollout returned groups for {[g[0].sample_id for g in groups][:3]}..., not {list(sample_ids)[:3]}...")
+    for row in rows:
+        if len(row.logprobs) != len(row.completion_ids):
+            raise ValueError(f"an answer has {len(row.logprobs)} logprobs for {len(row.completion_ids)} tokens")
+        out["prompt_ids"].append(list(row.prompt_ids))
+        out["completion_ids"].append(list(row.completion_ids))
+        out["logprobs"].append(list(row.logprobs))
+        out[ROW_KEY].append(row)
+    out[METRICS_KEY] = dict(result.metrics)
     return out
 
 
-def make_structured_reward(stats: RolloutStats | None = None) -> Callable[..., list[float | None]]:
-    """The objective reward function; it also logs the rollout's metrics for this step."""
+def make_structured_reward() -> Callable[..., list[float | None]]:
+    """The objective reward function: relays the reward the rollout computed, and logs the
+    rollout's metrics and the judge's failures for this step."""
 
-    def structured_reward(prompts, completions, scored, log_metric=None, **kwargs) -> list[float | None]:
-        """The composed rubric reward; None for an unusable verdict (counted, never 0)."""
-        if log_metric is not None and stats is not None:
-            for key, value in stats.take().items():
+    def structured_reward(prompts, completions, rollout_row, rollout_metrics=None, log_metric=None, **kwargs):
+        """The composed rubric reward of each row; None for an unusable verdict (counted, never 0)."""
+        if log_metric is not None:
+            for key, value in (rollout_metrics[0] if rollout_metrics else {}).items():
                 log_metric(key, float(value))
-        if stats is not None and stats.health is not None:
-            stats.health.count(scored)
-        return _structured_reward(scored, log_metric)
+            _log_judge_metrics(rollout_row, log_metric)
+        return [row.reward for row in rollout_row]
 
     structured_reward.__name__ = "structured_reward"
     return structured_reward
 
 
-def _structured_reward(scored: list[dict], log_metric: Callable | None) -> list[float | None]:
-    rewards = [rec["reward"] for rec in scored]
-    if log_metric is not None:
-        transport = sum(rec.get("judge_error") is not None for rec in scored)
-        failures = sum(r is None for r in rewards) - transport  # replied, but not as a verdict
-        reflected = sum(bool(rec["reflected"]) for rec in scored)
-        log_metric("judge/transport_errors", float(transport))
-        log_metric("judge/transport_error_rate", transport / max(len(rewards), 1))
-        log_metric("judge/parse_failures", float(failures))
-        log_metric("judge/parse_failure_rate", failures / max(len(rewards), 1))
-        log_metric("rollout/reflected_frac", reflected / max(len(rewards), 1))
-        unsafe = [rec["unsafe"] for rec in scored if rec["unsafe"] is not None]
-        if unsafe:
-            # the rows this step trains on (group members), not the policy's originals: see
-            # rollout/originals_unsafe_rate for those
-            log_metric("judge/trained_rows_unsafe_rate", sum(unsafe) / len(unsafe))
-    return rewards
+def _log_judge_metrics(rows: list[TrainingRow], log_metric: Callable) -> None:
+    rewards = [row.reward for row in rows]
+    transport = sum(row.judge_error is not None for row in rows)
+    failures = sum(r is None for r in rewards) - transport  # replied, but not as a verdict
+    reflected = sum(row.reflected for row in rows)
+    log_metric("judge/transport_errors", float(transport))
+    log_metric("judge/transport_error_rate", transport / max(len(rewards), 1))
+    log_metric("judge/parse_failures", float(failures))
+    log_metric("judge/parse_failure_rate", failures / max(len(rewards), 1))
+    log_metric("rollout/reflected_frac", reflected / max(len(rewards), 1))
+    unsafe = [row.unsafe for row in rows if row.unsafe is not None]
+    if unsafe:
+        # the rows this step trains on (group members), not the policy's originals: see
+        # rollout/originals_unsafe_rate for those
+        log_metric("judge/trained_rows_unsafe_rate", sum(unsafe) / len(unsafe))
 
 
 class JudgeFailure(SaferVLMError):
@@ -252,15 +224,15 @@ class JudgeHealth:
         self.first_error: str | None = None
         self.stopped: str | None = None  # the one-line reason, once the rule fired
 
-    def count(self, scored: list[dict]) -> None:
-        for rec in scored:
+    def count(self, rows: list[TrainingRow]) -> None:
+        for row in rows:
             self.pending[2] += 1
-            if rec.get("judge_error") is not None:
+            if row.judge_error is not None:
                 self.pending[0] += 1
-                self.first_error = self.first_error or f"transport error: {rec['judge_error']}"
-            elif rec.get("reward") is None and not rec.get("parse_ok", True):
+                self.first_error = self.first_error or f"transport error: {row.judge_error}"
+            elif row.reward is None and row.unparsed_reason is not None:
                 self.pending[1] += 1
-                self.first_error = self.first_error or f"unparseable reply: {rec.get('judge_reason')}"
+                self.first_error = self.first_error or f"unparseable reply: {row.unparsed_reason}"
 
     def end_step(self, step: int) -> str | None:
         """Close one optimizer step; the stop message when the rule fires, else None."""
@@ -305,8 +277,8 @@ def raise_if_stopped(health: JudgeHealth | None) -> None:
 
 
 def _part_reward(func_name: str, part_key: str) -> Callable[..., list[float | None]]:
-    def reward(prompts, completions, scored, **kwargs) -> list[float | None]:
-        return [None if rec["reward"] is None else rec["parts"].get(part_key) for rec in scored]
+    def reward(prompts, completions, rollout_row, **kwargs) -> list[float | None]:
+        return [None if row.reward is None else row.reward_parts.get(part_key) for row in rollout_row]
 
     reward.__name__ = func_name
     reward.__qualname__ = func_name
@@ -314,11 +286,9 @@ def _part_reward(func_name: str, part_key: str) -> Callable[..., list[float | No
     return reward
 
 
-def reward_functions(
-    rubric: Rubric, stats: RolloutStats | None = None
-) -> tuple[list[Callable[..., list[float | None]]], list[float]]:
+def reward_functions(rubric: Rubric) -> tuple[list[Callable[..., list[float | None]]], list[float]]:
     """The objective plus one weight-0 function per criterion score, penalty and the gate."""
-    funcs: list[Callable[..., list[float | None]]] = [make_structured_reward(stats)]
+    funcs: list[Callable[..., list[float | None]]] = [make_structured_reward()]
     for name in rubric.scored_criteria:
         funcs.append(_part_reward(name, f"score/{name}"))
     for name in rubric.penalties:
@@ -514,7 +484,6 @@ def make_trainer(
     rollout_func: Callable,
     rubric: Rubric,
     callbacks: list | None = None,
-    stats: RolloutStats | None = None,
     peft_config: Any = None,
 ):
     """Assemble the GRPOTrainer with our rollout, the structured reward and the logged criteria.
@@ -525,7 +494,7 @@ def make_trainer(
     from trl import GRPOTrainer
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    funcs, weights = reward_functions(rubric, stats)
+    funcs, weights = reward_functions(rubric)
     args.reward_weights = weights
     from transformers.trainer_callback import PrinterCallback
 

@@ -11,15 +11,15 @@ from safer_vlm.judge.rubric import Rubric
 from safer_vlm.reward import compose_reward
 from safer_vlm.rollout.config import RolloutConfig
 from safer_vlm.rollout.reflection import is_reflection_prompt, message_text
-from safer_vlm.rollout.safety_aware import SafetyAwareRollout, verdict_unsafe
+from safer_vlm.rollout.safety_aware import SafetyAwareRollout
 
 U, S, X, T = "unsafe", "safe", "garbled", "badthink"
 
 
 def run(samples, G, **cfg):
     gen, judge = ScriptedGenerator(), CountingJudge()
-    ro = SafetyAwareRollout(gen, judge, Rubric.default(), RolloutConfig(**cfg), renderer=render)
-    return ro.run(samples, G), gen, judge
+    ro = SafetyAwareRollout(judge, Rubric.default(), RolloutConfig(**cfg), renderer=render)
+    return ro.run(gen, samples, G), gen, judge
 
 
 def kinds(group):
@@ -187,12 +187,15 @@ def test_generator_and_judge_shape_mismatch_raise(make_sample):
         def generate(self, requests, n=1):
             return super().generate(requests, n)[:-1]
 
-    ro = SafetyAwareRollout(Short(), CountingJudge(), Rubric.default(), RolloutConfig(), renderer=render)
+    ro = SafetyAwareRollout(CountingJudge(), Rubric.default(), RolloutConfig(), renderer=render)
     with pytest.raises(ValueError, match="generator returned"):
-        ro.run([make_sample("a", [S]), make_sample("b", [S])], 2)
+        ro.run(Short(), [make_sample("a", [S]), make_sample("b", [S])], 2)
 
 
 def test_verdict_unsafe_uses_flag_or_threshold():
+    def verdict_unsafe(verdict, rubric):  # the rubric's one rule, which the rollout applies
+        return rubric.is_unsafe(verdict)
+
     rubric = Rubric.default()
     assert verdict_unsafe(Verdict(parse_ok=False), rubric) is None
     assert verdict_unsafe(Verdict(parse_ok=True, scores={"safety": 0.9}, unsafe=True), rubric) is True
@@ -220,33 +223,34 @@ def test_training_rows_attribute_corrections_to_the_original_prompt(make_sample)
                     g.logprobs = [-0.5] * len(g.completion_ids)
             return out
 
-    ro = SafetyAwareRollout(WithIds(), CountingJudge(), Rubric.default(), RolloutConfig(), renderer=render)
-    res = ro.run([make_sample("a", [U, S]), make_sample("b", [S, U])], 2)
-    rows = res.training_rows(2)
-    assert [r.member.reflected for r in rows] == [True, False, False, True]
+    ro = SafetyAwareRollout(CountingJudge(), Rubric.default(), RolloutConfig(), renderer=render)
+    res = ro.run(WithIds(), [make_sample("a", [U, S]), make_sample("b", [S, U])], 2)
+    rows = res.rows
+    assert [r.reflected for r in rows] == [True, False, False, True]
+    assert [r.group_index for r in rows] == [0, 0, 1, 1] and [r.sample_id for r in rows] == ["a", "a", "b", "b"]
     assert all(r.prompt_ids == [9] for r in rows)  # the reflection prompt (3 turns) is never trained on
     assert rows[0].completion_ids == res.groups[0].members[0].generation.completion_ids
     assert all(math.isnan(x) for x in rows[0].logprobs) and len(rows[0].logprobs) == 2
     assert rows[1].logprobs == [-0.5, -0.5]
-    append = SafetyAwareRollout(WithIds(), CountingJudge(), Rubric.default(), RolloutConfig(policy="append"), renderer=render)
-    with pytest.raises(ValueError, match="3 members"):
-        append.run([make_sample("a", [U, S])], 2).training_rows(2)
+    # the rows carry the reward the rollout computed and the rubric's unsafe decision
+    assert rows[0].reward == res.groups[0].members[0].reward.total and rows[0].unsafe is False
+    assert rows[0].reward_parts == res.groups[0].members[0].reward.parts
+    append = SafetyAwareRollout(CountingJudge(), Rubric.default(), RolloutConfig(policy="append"), renderer=render)
+    assert len(append.run(WithIds(), [make_sample("a", [U, S])], 2).rows) == 3  # a trainer refuses it
 
 
 def test_group_rollout_callable_for_trainers(make_sample):
-    from safer_vlm.rollout.safety_aware import SafetyAwareGroupRollout
-
-    with pytest.raises(ConfigError, match="append"):
-        SafetyAwareGroupRollout(CountingJudge(), Rubric.default(), RolloutConfig(policy="append"))
+    """The rollout is a `GroupRollout`: called with the trainer's generator, it returns its rows and
+    metrics as values (before: a list of members, with the metrics left on `last_result`)."""
     judge = CountingJudge()
-    group_rollout = SafetyAwareGroupRollout(judge, Rubric.default(), RolloutConfig(), renderer=render)
+    group_rollout = SafetyAwareRollout(judge, Rubric.default(), RolloutConfig(), renderer=render)
     gen = ScriptedGenerator()
-    groups = group_rollout(gen, [make_sample("a", [U, U]), make_sample("b", [S, S])], 2)
-    assert [[m.reflected for m in g] for g in groups] == [[True, True], [False, False]]
-    assert all(math.isnan(x) for x in groups[0][0].generation.logprobs)
-    assert groups[0][1].generation.text == group_rollout.last_result.groups[0].members[1].text
-    assert groups[0][1].verdict.unsafe is False and groups[0][1].reward is not None
-    assert group_rollout.last_result.metrics["rollout/originals_unsafe_rate"] == 0.5
+    result = group_rollout(gen, [make_sample("a", [U, U]), make_sample("b", [S, S])], 2)
+    assert [r.reflected for r in result.rows] == [True, True, False, False]
+    assert all(math.isnan(x) for x in result.rows[0].logprobs)
+    assert result.rows[1].completion_ids == result.groups[0].members[1].generation.completion_ids
+    assert result.rows[1].unsafe is False and result.rows[1].reward is not None
+    assert result.metrics["rollout/originals_unsafe_rate"] == 0.5
 
 
 def test_unsafe_reasoning_is_reflected_on_and_named(make_sample):
@@ -275,7 +279,7 @@ def test_issue_1_contrast_keeps_the_unsafe_original_beside_its_correction(make_s
     """Issue 11, finding 1: under `replace` a group [unsafe, safe, unsafe, safe] whose corrections
     score like the safe answers trains nothing (advantages all 0); under `contrast` the unsafe
     originals stay, pushed down, and their corrections are pushed up."""
-    from safer_vlm.rollout.safety_aware import group_advantages, member_advantages
+    from safer_vlm.rollout.metrics import group_advantages, member_advantages
 
     sample = make_sample("a", [U, S, U, S])
     plain, _, _ = run([sample], 4, reflection=False)
@@ -332,15 +336,13 @@ def test_contrast_keeps_uncorrected_unsafe_originals_first(make_sample):
 
 
 def test_contrast_is_a_fixed_group_policy_for_trainers(make_sample):
-    from safer_vlm.rollout.safety_aware import SafetyAwareGroupRollout
-
     RolloutConfig(policy="contrast").require_fixed_groups("TRL")
     assert RolloutConfig(policy="contrast").group_cap(4) == 4
-    group_rollout = SafetyAwareGroupRollout(CountingJudge(), Rubric.default(), RolloutConfig(policy="contrast"), renderer=render)
-    groups = group_rollout(ScriptedGenerator(), [make_sample("a", [U, U]), make_sample("b", [S, U])], 2)
-    assert [[m.reflected for m in g] for g in groups] == [[False, True], [False, True]]
-    assert [[m.unsafe for m in g] for g in groups] == [[True, False], [True, False]]
-    assert all(math.isnan(x) for x in groups[0][1].generation.logprobs)
+    group_rollout = SafetyAwareRollout(CountingJudge(), Rubric.default(), RolloutConfig(policy="contrast"), renderer=render)
+    rows = group_rollout(ScriptedGenerator(), [make_sample("a", [U, U]), make_sample("b", [S, U])], 2).rows
+    assert [r.reflected for r in rows] == [False, True, False, True]
+    assert [r.unsafe for r in rows] == [True, False, True, False]
+    assert all(math.isnan(x) for x in rows[1].logprobs)
 
 
 @pytest.mark.parametrize("on_reference", ["reject", "train"])
@@ -379,8 +381,8 @@ def test_issue_17_contrast_never_keeps_unsafe_corrections(make_sample):
     assert "keep_unsafe_corrections" in err.value.errors()[0]["msg"]
     RolloutConfig(policy="contrast", keep_unsafe_corrections=True, reflection=False)  # nothing to keep
     cfg = RolloutConfig(policy="contrast").model_copy(update={"keep_unsafe_corrections": True})
-    ro = SafetyAwareRollout(ScriptedGenerator(), CountingJudge(), Rubric.default(), cfg, renderer=render)
-    res = ro.run([make_sample("a", [U, U, S, S], reflect=[U])], 4)
+    ro = SafetyAwareRollout(CountingJudge(), Rubric.default(), cfg, renderer=render)
+    res = ro.run(ScriptedGenerator(), [make_sample("a", [U, U, S, S], reflect=[U])], 4)
     g = res.groups[0]
     assert kinds(g) == [U, U, S, S] and not any(m.reflected for m in g.members)
 
@@ -391,16 +393,17 @@ def _exhaustive_contrast_cases(G):
     import itertools
 
     from safer_vlm.generation.base import Generation
-    from safer_vlm.rollout.safety_aware import RolloutSample
+    from safer_vlm.rollout.answers import Answer
 
-    def member(slot, unsafe, reflected=False):
+    def member(slot, unsafe_parts, reflected=False):
         uid = f"s/{slot}" + (".r1" if reflected else "")
-        return RolloutSample(sample_index=0, slot=slot, generation=Generation(text=uid), verdict=Verdict(parse_ok=False),
-                             reward=None, unsafe=unsafe, uid=uid, reflected=reflected, corrects=slot if reflected else None)
+        return Answer(sample_index=0, slot=slot, generation=Generation(text=uid), verdict=Verdict(parse_ok=False),
+                      unsafe_parts=unsafe_parts, uid=uid, reflected=reflected, corrects=slot if reflected else None)
 
+    parts = {"Uc": ["answer"], "Uu": ["answer"], "S": [], "X": None}
     for states in itertools.product(["Uc", "Uu", "S", "X"], repeat=G):
-        originals = [member(j, {"Uc": True, "Uu": True, "S": False, "X": None}[st]) for j, st in enumerate(states)]
-        results = [member(j, False, reflected=True) if st == "Uc" else None for j, st in enumerate(states)]
+        originals = [member(j, parts[st]) for j, st in enumerate(states)]
+        results = [member(j, [], reflected=True) if st == "Uc" else None for j, st in enumerate(states)]
         yield states, originals, results
 
 
@@ -411,7 +414,7 @@ def test_issue_17_contrast_with_odd_G_keeps_unsafe_originals_before_safe_and_unj
     has G members, every kept correction sits beside its original, an unsafe original is dropped only
     when no safe or unjudgeable original is kept, and an unjudgeable original is kept only when every
     scored answer is."""
-    from safer_vlm.rollout.safety_aware import contrast_members
+    from safer_vlm.rollout.group_policy import contrast_members
 
     for states, originals, results in _exhaustive_contrast_cases(G):
         members = contrast_members(originals, results)

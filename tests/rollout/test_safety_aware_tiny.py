@@ -34,9 +34,9 @@ def test_reflection_through_the_chat_template(tiny_policy, tiny_dataset) -> None
     torch.manual_seed(0)
     generator = HFGenerator(model, processor, max_new_tokens=6, batch_size=8)
     judge = FirstAnswersUnsafe(k=3)
-    ro = SafetyAwareRollout(generator, judge, Rubric.default(), RolloutConfig())
+    ro = SafetyAwareRollout(judge, Rubric.default(), RolloutConfig())
     samples = tiny_dataset.samples[:2]
-    res = ro.run(samples, 2)
+    res = ro.run(generator, samples, 2)
     (first, second) = res.groups
     assert [m.reflected for m in first.members] == [True, True]
     assert [m.reflected for m in second.members] == [True, False]
@@ -48,7 +48,7 @@ def test_reflection_through_the_chat_template(tiny_policy, tiny_dataset) -> None
             # the reflection context holds the original prompt's images and is longer than it
             assert ids.count(pad) == prompt.count(pad) == group.sample.meta["image_tokens"]
             assert len(ids) > len(prompt)
-    rows = res.training_rows(2)
+    rows = res.rows
     assert [r.prompt_ids for r in rows[:2]] == [first.originals[0].generation.prompt_ids] * 2
     assert all(math.isnan(x) for x in rows[0].logprobs)
     assert all(math.isfinite(x) for x in rows[3].logprobs)

@@ -11,8 +11,8 @@ from safer_vlm.rollout.trajectory import TrajectoryWriter, read_trajectories
 
 
 def rollout(samples, **cfg):
-    ro = SafetyAwareRollout(ScriptedGenerator(), CountingJudge(), Rubric.default(), RolloutConfig(**cfg), renderer=render)
-    return ro.run(samples, 3)
+    ro = SafetyAwareRollout(CountingJudge(), Rubric.default(), RolloutConfig(**cfg), renderer=render)
+    return ro.run(ScriptedGenerator(), samples, 3)
 
 
 def test_round_trip_appends_per_step(tmp_path, make_sample, image_root):
@@ -36,6 +36,26 @@ def test_round_trip_appends_per_step(tmp_path, make_sample, image_root):
         ]
         assert [s.reflection_prompt for s in g.corrections] == [s.reflection_prompt for s in orig.corrections]
     assert back[0].group.originals[2].reward is None  # a parse failure stays a parse failure
+    assert back[0].group.originals[2].unsafe is None and back[0].group.originals[0].unsafe is True
+
+
+def test_logs_of_the_earlier_format_read_back(tmp_path, make_sample):
+    """Logs written before `unsafe` was derived from `unsafe_parts` carried both, with
+    `unsafe: null, unsafe_parts: []` for an unjudged answer. Catches reading such an answer back as
+    judged safe (the viewer would badge a parse failure "safe")."""
+    import json
+
+    log = tmp_path / "old.jsonl"
+    TrajectoryWriter(log).append(0, rollout([make_sample("a", ["unsafe", "safe", "garbled"])]).groups)
+    rec = json.loads(log.read_text())
+    for answer in rec["originals"] + rec["corrections"]:
+        parts = answer["unsafe_parts"]
+        answer["unsafe"] = None if parts is None else bool(parts)
+        answer["unsafe_parts"] = parts or []
+    log.write_text(json.dumps(rec) + "\n")
+    (back,) = read_trajectories(log)
+    assert [s.unsafe for s in back.group.originals] == [True, False, None]
+    assert back.group.originals[0].unsafe_parts == ["answer"]
 
 
 def test_ids_only_when_asked(tmp_path, make_sample):

@@ -18,8 +18,8 @@ EVIL = "<script>alert('x')</script> & \"quoted\""
 
 def logged(make_sample, **cfg):
     samples = [make_sample("a", ["unsafe", "safe"], question=EVIL), make_sample("b", ["safe", "safe"])]
-    ro = SafetyAwareRollout(ScriptedGenerator(), CountingJudge(), Rubric.default(), RolloutConfig(**cfg), renderer=render)
-    return [LoggedGroup(step=0, group=g) for g in ro.run(samples, 2).groups]
+    ro = SafetyAwareRollout(CountingJudge(), Rubric.default(), RolloutConfig(**cfg), renderer=render)
+    return [LoggedGroup(step=0, group=g) for g in ro.run(ScriptedGenerator(), samples, 2).groups]
 
 
 def test_page_is_self_contained_and_escaped(make_sample):
@@ -82,8 +82,8 @@ def test_contrast_group_shows_each_unsafe_original_beside_its_correction_with_ad
     """Issue 11 acceptance: for a `contrast` group the viewer shows each unsafe original and its
     correction side by side, with their advantages."""
     samples = [make_sample("a", ["unsafe", "safe", "badthink", "safe"])]
-    ro = SafetyAwareRollout(ScriptedGenerator(), CountingJudge(), Rubric.default(), RolloutConfig(policy="contrast"), renderer=render)
-    (group,) = ro.run(samples, 4).groups
+    ro = SafetyAwareRollout(CountingJudge(), Rubric.default(), RolloutConfig(policy="contrast"), renderer=render)
+    (group,) = ro.run(ScriptedGenerator(), samples, 4).groups
     page = render_html([LoggedGroup(step=0, group=group)])
     assert "unsafe originals beside their corrections" in page
     section = page[page.index("unsafe originals beside") : page.index("<h2>not in the group")]
@@ -97,13 +97,13 @@ def test_contrast_group_shows_each_unsafe_original_beside_its_correction_with_ad
         assert len(neg) == 1 and len(pos) == 1
     assert "unsafe: answer" in page and "unsafe: reasoning" in page  # which part was unsafe
     # a replace group has no such pairs: its unsafe originals left the group
-    ro = SafetyAwareRollout(ScriptedGenerator(), CountingJudge(), Rubric.default(), RolloutConfig(policy="replace"), renderer=render)
-    (replaced,) = ro.run(samples, 4).groups
+    ro = SafetyAwareRollout(CountingJudge(), Rubric.default(), RolloutConfig(policy="replace"), renderer=render)
+    (replaced,) = ro.run(ScriptedGenerator(), samples, 4).groups
     assert "beside their corrections" not in render_html([LoggedGroup(step=0, group=replaced)])
 
 
 def test_correction_referring_back_is_marked(make_sample):
     samples = [make_sample("a", ["unsafe", "safe"], reflect=["refers"])]
-    ro = SafetyAwareRollout(ScriptedGenerator(), CountingJudge(), Rubric.default(), RolloutConfig(), renderer=render)
-    page = render_html([LoggedGroup(step=0, group=g) for g in ro.run(samples, 2).groups])
+    ro = SafetyAwareRollout(CountingJudge(), Rubric.default(), RolloutConfig(), renderer=render)
+    page = render_html([LoggedGroup(step=0, group=g) for g in ro.run(ScriptedGenerator(), samples, 2).groups])
     assert "refers to an earlier attempt: &quot;My previous answer&quot;" in page

@@ -116,8 +116,12 @@ def test_the_stop_rule_counts_only_failed_answers_over_the_window():
     from safer_vlm.train.trl_adapter import JudgeHealth
 
     health = JudgeHealth(max_failure_rate=0.5, window=3)
-    ok = {"reward": 1.0, "parse_ok": True, "judge_error": None}
-    bad = {"reward": None, "parse_ok": False, "judge_error": "connection refused"}
+    from safer_vlm.rollout.answers import TrainingRow
+
+    ok = TrainingRow(group_index=0, sample_id="a", uid="a/0", prompt_ids=[1], completion_ids=[2], logprobs=[0.0],
+                     reward=1.0, reward_parts={}, unsafe_parts=(), reflected=False)
+    bad = TrainingRow(group_index=0, sample_id="a", uid="a/1", prompt_ids=[1], completion_ids=[2], logprobs=[0.0],
+                      reward=None, reward_parts={}, unsafe_parts=None, reflected=False, judge_error="connection refused")
     for step in (1, 2, 3):
         health.count([ok, bad])  # exactly half failed: not more than the limit
         assert health.end_step(step) is None

@@ -41,11 +41,17 @@ def test_reflection_inside_grpo(tmp_path, gym_dir, gym_model_dir, monkeypatch, p
     model, processor = load_policy(gym_model_dir, dtype="float32")
     judge = ControlledUnsafeJudge(RuleJudge(cfg.rubric), cfg.rubric, fraction=0.5, group_size=4, reflection=True)
     inner = make_group_rollout(cfg, judge)
+    results = []
+
+    def spy(generator, batch, n):
+        results.append(inner(generator, batch, n))
+        return results[-1]
+
     received: list[dict] = []
     real_make = trl_adapter.make_structured_reward
 
-    def make_spy(stats=None):
-        func = real_make(stats)
+    def make_spy():
+        func = real_make()
 
         def structured_reward(prompts, completions, **kwargs):
             received.append(kwargs)
@@ -57,27 +63,28 @@ def test_reflection_inside_grpo(tmp_path, gym_dir, gym_model_dir, monkeypatch, p
     monkeypatch.setattr(trl_adapter, "make_structured_reward", make_spy)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    run_grpo(cfg, run_dir, model, processor, samples, judge, group_rollout=inner)
-    assert inner.last_result is not None
+    run_grpo(cfg, run_dir, model, processor, samples, judge, group_rollout=spy)
+    assert results
 
     # Reflection happened, and every correction is trained on its original prompt's ids.
-    result = inner.last_result
+    result = results[-1]
     corrected = [m for g in result.groups for m in g.members if m.reflected]
     assert corrected, "the controlled judge flags half of each group: corrections must join the groups"
     for group in result.groups:
         sample = group.sample
         enc = processor_inputs(processor, [build_messages(GenRequest(sample=sample))])
         expected = enc["input_ids"][0][enc["attention_mask"][0].bool()].tolist()
-        for row in result.training_rows(4):
-            if row.member.sample_index == group.sample_index:
+        for row in result.rows:
+            if row.group_index == group.sample_index:
                 assert row.prompt_ids == expected
-                if row.member.reflected:
+                if row.reflected:
                     assert all(math.isnan(x) for x in row.logprobs)
-                    assert row.member.reflection_prompt  # it was sampled under the reflection context
+                    assert group.by_uid(row.uid).reflection_prompt  # sampled under the reflection context
 
-    # The reward functions received the per-answer `reflected` flags and the rollout's verdicts.
-    assert received and all("reflected" in kw and "scored" in kw for kw in received)
-    flags = [f for kw in received for f in kw["reflected"]]
+    # The reward functions received the rollout's rows (rewards and `reflected` flags), in TRL's order.
+    assert len(received) == len(results) and all(trl_adapter.ROW_KEY in kw for kw in received)
+    assert received[-1][trl_adapter.ROW_KEY] == result.rows
+    flags = [row.reflected for kw in received for row in kw[trl_adapter.ROW_KEY]]
     assert any(flags) and not all(flags)
     if policy == "contrast":  # each unsafe original trains beside its correction
         for group in result.groups:
@@ -126,6 +133,11 @@ def test_batch_of_only_corrections_with_importance_sampling_correction(tmp_path,
     # every original unsafe, every correction safe: under `replace` the batch is only corrections
     judge = ControlledUnsafeJudge(RuleJudge(cfg.rubric), cfg.rubric, fraction=1.0, group_size=2, reflection=True)
     inner = make_group_rollout(cfg, judge)
+    results = []
+
+    def spy(generator, batch, n):
+        results.append(inner(generator, batch, n))
+        return results[-1]
 
     def hf_factory(proc, grpo=None):
         def factory(model, trainer):
@@ -148,9 +160,9 @@ def test_batch_of_only_corrections_with_importance_sampling_correction(tmp_path,
     monkeypatch.setattr(trl_adapter, "make_trainer", make_trainer_with_vllm_branch)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    trainer = run_grpo(cfg, run_dir, model, processor, samples, judge, group_rollout=inner)
+    trainer = run_grpo(cfg, run_dir, model, processor, samples, judge, group_rollout=spy)
     assert trainer.state.global_step == 1
-    assert all(m.reflected for g in inner.last_result.groups for m in g.members)
+    assert all(row.reflected for row in results[-1].rows)
     rows = [json.loads(x) for x in (run_dir / METRICS_NAME).read_text().splitlines()]
     logged = [r for r in rows if "loss" in r]
     assert logged and math.isfinite(logged[0]["loss"])

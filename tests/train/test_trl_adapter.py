@@ -9,14 +9,15 @@ import math
 import pytest
 
 from safer_vlm.data.schema import read_samples
-from safer_vlm.generation.base import Generation
+from safer_vlm.errors import ConfigError
 from safer_vlm.judge.base import Verdict
 from safer_vlm.judge.rubric import Rubric
 from safer_vlm.reward import compose_reward
+from safer_vlm.rollout.answers import RolloutResult, TrainingRow
 from safer_vlm.rollout.config import RolloutConfig
-from safer_vlm.rollout.safety_aware import GroupMember, SafetyAwareGroupRollout
+from safer_vlm.rollout.safety_aware import SafetyAwareRollout
 from safer_vlm.train.config import TrainConfig
-from safer_vlm.train.trl_adapter import flatten_groups, reward_functions
+from safer_vlm.train.trl_adapter import METRICS_KEY, ROW_KEY, reward_functions, trl_rollout_output
 
 
 class CountingJudge:
@@ -77,13 +78,13 @@ def test_grpo_steps_train_and_log(tmp_path, gym_dir, gym_model_dir):
     samples = list(read_samples(gym_dir / "train.jsonl"))
     model, processor = load_policy(gym_model_dir, dtype="float32")
     judge = CountingJudge(cfg.rubric)
-    inner = SafetyAwareGroupRollout(judge, cfg.rubric, RolloutConfig(reflection=False))
+    inner = SafetyAwareRollout(judge, cfg.rubric, RolloutConfig(reflection=False))
     seen = []
 
     def spy(generator, batch, n):
-        groups = inner(generator, batch, n)
-        seen.append((batch, groups))
-        return groups
+        result = inner(generator, batch, n)
+        seen.append((batch, result))
+        return result
 
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     run_dir = tmp_path / "run"
@@ -95,17 +96,19 @@ def test_grpo_steps_train_and_log(tmp_path, gym_dir, gym_model_dir):
     assert changed > 0
 
     # Each answer was judged exactly once, in the rollout: the reward functions reused the verdicts.
-    answers = sum(len(g) for _, groups in seen for g in groups)
+    answers = sum(len(result.rows) for _, result in seen)
     assert answers == 2 * 8 and judge.items == answers
 
     # The prompt ids TRL trains on are the processor's own prompt, image tokens expanded.
     image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
-    for batch, groups in seen:
-        for sample, group in zip(batch, groups, strict=True):
+    for batch, result in seen:
+        for sample, group in zip(batch, result.groups, strict=True):
             enc = processor_inputs(processor, [build_messages(GenRequest(sample=sample))])
             expected = enc["input_ids"][0][enc["attention_mask"][0].bool()].tolist()
-            for sg in group:
-                assert sg.generation.prompt_ids == expected
+            rows = [row for row in result.rows if row.group_index == group.sample_index]
+            assert len(rows) == 4 and all(row.sample_id == sample.id for row in rows)
+            for row in rows:
+                assert row.prompt_ids == expected
             assert expected.count(image_pad) == int(enc["image_grid_thw"][0].prod()) // 4
 
     rows = [json.loads(x) for x in (run_dir / METRICS_NAME).read_text().splitlines()]
@@ -123,55 +126,143 @@ def _verdict(safety: float) -> Verdict:
     return Verdict(parse_ok=True, scores=scores, penalties={"hallucination": False, "contradiction": True})
 
 
-def _member(text, verdict, reflected=False, prompt_ids=(1, 2, 3), logprobs=(-0.5, -0.25)):
-    gen = Generation(text=text, completion_ids=[7, 8], logprobs=list(logprobs), prompt_ids=list(prompt_ids))
+def _row(verdict, group=0, reflected=False, prompt_ids=(1, 2, 3), logprobs=(-0.5, -0.25), completion=(7, 8),
+         judge_error=None):
+    """A row as the rollout builds it: the reward and the unsafe decision from `verdict` under the
+    default rubric; a correction's logprobs NaN."""
     rubric = Rubric()
-    return GroupMember(
-        generation=gen,
-        verdict=verdict,
-        reward=compose_reward(verdict, rubric),
-        reflected=reflected,
-        unsafe=rubric.is_unsafe(verdict),
+    reward = compose_reward(verdict, rubric)
+    parts = rubric.unsafe_parts(verdict)
+    return TrainingRow(
+        group_index=group, sample_id=f"s{group}", uid=f"s{group}/{len(completion)}", prompt_ids=list(prompt_ids),
+        completion_ids=list(completion),
+        logprobs=[math.nan] * len(completion) if reflected else list(logprobs),
+        reward=None if reward is None else reward.total, reward_parts={} if reward is None else dict(reward.parts),
+        unsafe_parts=None if parts is None else tuple(parts), reflected=reflected, judge_id="j",
+        judge_error=judge_error, unparsed_reason=None if verdict.parse_ok or judge_error else "unreadable",
     )
 
 
-def test_flatten_attributes_reflections_to_the_original_prompt():
+def _rollout_rows(verdicts=None, reflected=False, logprobs=(-0.5, -0.25)):
+    """Two groups of two members built by the rollout's own row builder (`answers.training_rows`),
+    so the NaN rule under test is the rollout's."""
+    from safer_vlm.data.schema import SafetySample
+    from safer_vlm.generation.base import Generation
+    from safer_vlm.rollout.answers import Answer, RolloutGroup, training_rows
+
+    rubric = Rubric()
+    verdicts = verdicts or [_verdict(0.9)] * 4
+    groups = []
+    for gi in range(len(verdicts) // 2):
+        sample = SafetySample(id=f"s{gi}", source="test", question="q")
+        originals, members = [], []
+        for j, v in enumerate(verdicts[2 * gi : 2 * gi + 2]):
+            gen = Generation(text="a", completion_ids=[7, 8], prompt_ids=[1, 2, 3],
+                             logprobs=None if logprobs is None else list(logprobs))
+            parts = rubric.unsafe_parts(v)
+            a = Answer(sample_index=gi, slot=j, generation=gen, uid=f"s{gi}/{j}", verdict=v,
+                       reward=compose_reward(v, rubric), unsafe_parts=None if parts is None else list(parts))
+            originals.append(a)
+            if reflected:
+                corr_gen = Generation(text="c", completion_ids=[5, 6], prompt_ids=[1, 2, 3, 4, 5], logprobs=[-0.1, -0.2])
+                a = Answer(sample_index=gi, slot=j, generation=corr_gen, uid=f"s{gi}/{j}.r1", verdict=v,
+                           reward=compose_reward(v, rubric), unsafe_parts=a.unsafe_parts, reflected=True, corrects=j)
+            members.append(a)
+        groups.append(RolloutGroup(sample=sample, sample_index=gi, originals=originals, members=members))
+    return training_rows(groups)
+
+
+def _result(rows, metrics=None):
+    return RolloutResult(groups=[], rows=rows, metrics=dict(metrics or {}))
+
+
+def _trl_reward_kwargs(out: dict) -> dict:
+    """What TRL 1.16 hands each reward function of a `rollout_func` output (grpo_trainer: each extra
+    key of a list value goes to its row, a non-list value to every row; then one list per key)."""
+    n = len(out["completion_ids"])
+    extra = {k: v for k, v in out.items() if k not in ("prompt_ids", "completion_ids", "logprobs")}
+    inputs = [{k: (v[i] if isinstance(v, list) else v) for k, v in extra.items()} for i in range(n)]
+    return {k: [inp[k] for inp in inputs] for k in inputs[0]}
+
+
+def test_one_conversion_from_a_hand_built_rollout_result():
+    """The rollout result -> TRL conversion, field by field: ids in order, logprobs NaN exactly on the
+    correction rows (and copied as they are elsewhere), the rollout's rewards relayed in row order
+    (None for an unusable verdict), and the step's rollout metrics logged once per reward call.
+    Catches: a conversion that drops or reorders rows, re-derives logprobs (a reflected row keeping
+    its sampling logprobs, an original losing them), recomputes rewards instead of relaying them,
+    or loses the rollout's metrics on the way to TRL's log."""
     bad = Verdict.parse_failure("???", "j", "unreadable")
-    group = [
-        _member("a", _verdict(1.0)),
-        _member("b", bad),
-        _member("c", _verdict(0.9), reflected=True),
-        _member("d", _verdict(0.2)),
+    rows = [
+        _row(_verdict(1.0), group=0, completion=(7, 8), logprobs=(-0.5, -0.25)),
+        _row(_verdict(0.9), group=0, completion=(9, 10, 11), reflected=True),  # a correction
+        _row(bad, group=1, prompt_ids=(4, 5), completion=(12,), logprobs=(-1.0,)),
+        _row(_verdict(0.2), group=1, prompt_ids=(4, 5), completion=(13, 14), logprobs=(-0.1, math.nan)),
     ]
-    out = flatten_groups([group], 4)
-    assert out["prompt_ids"] == [[1, 2, 3]] * 4
-    assert out["logprobs"][0] == [-0.5, -0.25]
-    assert all(math.isnan(x) for x in out["logprobs"][2])
-    assert [r["reflected"] for r in out["scored"]] == [False, False, True, False]
-    assert out["reflected"] == [False, False, True, False]
-    # A group whose every answer is a correction still trains on the original prompt.
-    all_corrected = [_member(t, _verdict(0.9), reflected=True) for t in "wxyz"]
-    assert flatten_groups([all_corrected], 4)["prompt_ids"] == [[1, 2, 3]] * 4
-    # A member carrying other prompt ids (e.g. the reflection context) is a bug upstream: refused.
-    stray = [*group[:3], _member("e", _verdict(0.9), reflected=True, prompt_ids=(9, 9))]
+    metrics = {"rollout/originals_unsafe_rate": 0.25, "rollout/reflection_rate": 0.5}
+    out = trl_rollout_output(_result(rows, metrics), 2, ["s0", "s1"])
+
+    assert out["prompt_ids"] == [[1, 2, 3], [1, 2, 3], [4, 5], [4, 5]]
+    assert out["completion_ids"] == [[7, 8], [9, 10, 11], [12], [13, 14]]
+    assert out["logprobs"][0] == [-0.5, -0.25] and out["logprobs"][2] == [-1.0]
+    assert len(out["logprobs"][1]) == 3 and all(math.isnan(x) for x in out["logprobs"][1])
+    assert out["logprobs"][3][0] == -0.1 and math.isnan(out["logprobs"][3][1])  # one unknown token stays NaN
+    assert [math.isnan(x) for row in out["logprobs"] for x in row].count(True) == 4
+    assert out[ROW_KEY] == rows and out[METRICS_KEY] == metrics
+
+    funcs, _ = reward_functions(Rubric())
+    logged: dict[str, list[float]] = {}
+    kwargs = _trl_reward_kwargs(out)
+    total = funcs[0](prompts=[0] * 4, completions=[0] * 4, log_metric=lambda k, v: logged.setdefault(k, []).append(v),
+                     **kwargs)
+    assert total == [rows[0].reward, rows[1].reward, None, rows[3].reward]
+    assert total[0] > total[3] and total[1] is not None
+    assert logged["rollout/originals_unsafe_rate"] == [0.25] and logged["rollout/reflection_rate"] == [0.5]
+    assert logged["rollout/reflected_frac"] == [0.25] and logged["judge/parse_failures"] == [1.0]
+    assert logged["judge/trained_rows_unsafe_rate"] == [1 / 3]  # of the three judged rows, the 0.2 one
+    gate = funcs[[f.__name__ for f in funcs].index("safety_gate")](prompts=[0] * 4, completions=[0] * 4, **kwargs)
+    assert gate == [0.0, 0.0, None, 1.0]
+
+
+def test_conversion_refuses_groups_that_do_not_fit():
+    """Rows that cannot be TRL's fixed groups are refused, not trained on the wrong prompt: a group
+    of the wrong size (`append`), a member with other prompt ids (the reflection context), groups in
+    another order than TRL's prompts, or logprobs that do not match the tokens."""
+    group = [_row(_verdict(1.0)), _row(_verdict(0.9), reflected=True)]
+    with pytest.raises(ValueError, match="has 3 answers; GRPO needs exactly 2"):
+        trl_rollout_output(_result([*group, _row(_verdict(0.5))]), 2)
+    with pytest.raises(ValueError, match="has 1 answers; GRPO needs exactly 2"):
+        trl_rollout_output(_result([group[0], _row(_verdict(0.5), group=1), _row(_verdict(0.5), group=1)]), 2)
+    stray = [group[0], _row(_verdict(0.9), reflected=True, prompt_ids=(9, 9))]
     with pytest.raises(ValueError, match="different prompt ids"):
-        flatten_groups([stray], 4)
-    assert out["scored"][1]["reward"] is None and out["scored"][1]["parse_ok"] is False
-    with pytest.raises(ValueError, match="exactly 4"):
-        flatten_groups([group[:3]], 4)
+        trl_rollout_output(_result(stray), 2)
+    with pytest.raises(ValueError, match="not \\['s1'\\]"):
+        trl_rollout_output(_result(group), 2, ["s1"])
+    with pytest.raises(ValueError, match="1 logprobs for 2 tokens"):
+        trl_rollout_output(_result([_row(_verdict(1.0), logprobs=(-0.1,))] * 2), 2)
+    # A group whose every answer is a correction still trains on the original prompt.
+    all_corrected = [_row(_verdict(0.9), reflected=True) for _ in range(2)]
+    assert trl_rollout_output(_result(all_corrected), 2)["prompt_ids"] == [[1, 2, 3]] * 2
 
 
-def test_issue_5_flatten_always_returns_logprob_rows():
+def test_append_groups_are_refused_for_trl(tmp_path, gym_model_dir):
+    """`append` grows groups past num_generations: the trainer's rollout refuses it at once (one
+    ConfigError naming the policy) instead of failing at the first step."""
+    from safer_vlm.train.grpo import make_group_rollout
+
+    cfg = _cfg(tmp_path, gym_model_dir).model_copy(update={"rollout": RolloutConfig(policy="append")})
+    with pytest.raises(ConfigError, match="append"):
+        make_group_rollout(cfg, judge=None)
+
+
+def test_issue_5_conversion_always_returns_logprob_rows():
     """Issue 11, finding 5: a batch made only of corrections (or from a generator without logprobs)
     gave `logprobs=None`, and TRL's importance-sampling correction then computed `old - None`."""
-    only_corrections = [[_member(t, _verdict(0.9), reflected=True) for t in "wx"], [_member("y", _verdict(0.9), reflected=True)] * 2]
-    out = flatten_groups(only_corrections, 2)
+    out = trl_rollout_output(_result(_rollout_rows(reflected=True)), 2)
     assert out["logprobs"] is not None and len(out["logprobs"]) == 4
     assert all(len(row) == 2 and all(math.isnan(x) for x in row) for row in out["logprobs"])
-    no_logprobs = [_member("a", _verdict(1.0), logprobs=(0.0, 0.0))] * 2
-    for m in no_logprobs:
-        m.generation.logprobs = None
-    assert all(all(math.isnan(x) for x in row) for row in flatten_groups([no_logprobs], 2)["logprobs"])
+    no_logprobs = trl_rollout_output(_result(_rollout_rows(reflected=False, logprobs=None)), 2)
+    assert all(len(row) == 2 and all(math.isnan(x) for x in row) for row in no_logprobs["logprobs"])
     # TRL's own arithmetic on these rows (grpo_trainer: pad, old - sampling, nan_to_num, exp): ratio 1
     import torch
     from trl.trainer.utils import pad
@@ -180,19 +271,18 @@ def test_issue_5_flatten_always_returns_logprob_rows():
     old = torch.full_like(sampling, -1.5)
     ratio = torch.exp(torch.nan_to_num((old - sampling) * torch.ones_like(sampling), nan=0.0))
     assert torch.equal(ratio, torch.ones_like(ratio))
-    bad = _member("z", _verdict(1.0), logprobs=(-0.1,))
-    with pytest.raises(ValueError, match="1 logprobs for 2 tokens"):
-        flatten_groups([[bad, bad]], 2)
 
 
-def test_scored_records_carry_the_rubric_decision_not_the_raw_flag():
+def test_rows_carry_the_rubric_decision_not_the_raw_flag():
     flagged_high = _verdict(1.0)
     flagged_high.unsafe = True  # the judge's flag at 10/10: unsafe by the rubric's rule
     harmful_think = _verdict(1.0)
     harmful_think.scores["think_safety"] = 0.0  # no flag, but unsafe reasoning
-    out = flatten_groups([[_member("a", flagged_high), _member("b", harmful_think)]], 2)
-    assert [r["unsafe"] for r in out["scored"]] == [True, True]
-    assert all(r["parts"]["gate"] == 1.0 for r in out["scored"])
+    rows = _rollout_rows(verdicts=[flagged_high, harmful_think])
+    out = trl_rollout_output(_result(rows), 2)
+    assert [r.unsafe for r in out[ROW_KEY]] == [True, True]
+    assert [r.unsafe_parts for r in out[ROW_KEY]] == [("answer",), ("reasoning",)]
+    assert all(r.reward_parts["gate"] == 1.0 for r in out[ROW_KEY])
 
 
 def test_reward_functions_weights_and_unscorable_rows():
@@ -201,17 +291,16 @@ def test_reward_functions_weights_and_unscorable_rows():
     assert names[0] == "structured_reward" and weights[0] == 1.0
     assert set(weights[1:]) == {0.0}
     assert "safety" in names and "think_safety" in names and "penalty_contradiction" in names
-    group = [_member("a", _verdict(1.0)), _member("b", Verdict.parse_failure("?", "j", "x"))]
-    scored = flatten_groups([group], 2)["scored"]
+    rows = [_row(_verdict(1.0)), _row(Verdict.parse_failure("?", "j", "x"))]
+    kwargs = _trl_reward_kwargs(trl_rollout_output(_result(rows), 2))
     metrics = {}
-    total = funcs[0](prompts=[0, 0], completions=[0, 0], scored=scored,
-                              log_metric=lambda k, v: metrics.__setitem__(k, v))
-    assert total[1] is None and total[0] == pytest.approx(scored[0]["reward"])
+    total = funcs[0](prompts=[0, 0], completions=[0, 0], log_metric=lambda k, v: metrics.__setitem__(k, v), **kwargs)
+    assert total[1] is None and total[0] == pytest.approx(rows[0].reward)
     assert metrics["judge/parse_failures"] == 1.0
     # A parse failure is None in every function, so TRL treats the row as unscorable (advantage 0).
     for f in funcs[1:]:
-        assert f(prompts=[0, 0], completions=[0, 0], scored=scored)[1] is None
-    safety = funcs[names.index("safety")](prompts=[0, 0], completions=[0, 0], scored=scored)
+        assert f(prompts=[0, 0], completions=[0, 0], **kwargs)[1] is None
+    safety = funcs[names.index("safety")](prompts=[0, 0], completions=[0, 0], **kwargs)
     assert safety[0] == 1.0
 
 

@@ -74,14 +74,15 @@ class NaNLogprobGeneration(FakeVLLMGeneration):
 
 def test_issue_17_a_nan_logprob_from_vllm_does_not_crash_the_rollout(gym_dir, gym_model_dir):
     """Issue 17 finding 4: TRL's extract_logprobs turns vLLM's NaN into None; TRLVLLMGenerator kept
-    it and flatten_groups raised TypeError on an original's row. The token's logprob is NaN again
-    (TRL's importance ratio 1 for it), in the generator and in flatten_groups alike."""
+    it and the conversion to TRL's rows raised TypeError on an original's row. The token's logprob is
+    NaN again (TRL's importance ratio 1 for it), in the generator and in the rollout's rows alike."""
     import math
 
     from safer_vlm.generation.base import Generation
+    from safer_vlm.judge.base import Verdict
     from safer_vlm.models.loading import load_processor
-    from safer_vlm.rollout.safety_aware import GroupMember
-    from safer_vlm.train.trl_adapter import flatten_groups
+    from safer_vlm.rollout.answers import Answer, RolloutGroup, RolloutResult, training_rows
+    from safer_vlm.train.trl_adapter import trl_rollout_output
 
     processor = load_processor(gym_model_dir)
     samples = list(read_samples(gym_dir / "train.jsonl"))[:1]
@@ -91,13 +92,10 @@ def test_issue_17_a_nan_logprob_from_vllm_does_not_crash_the_rollout(gym_dir, gy
     assert group[0].logprobs[0] == pytest.approx(-0.1) and math.isnan(group[0].logprobs[1])
     # a generator elsewhere that hands on TRL's None directly
     raw = Generation(text="x", completion_ids=[1, 2], logprobs=[-0.5, None], prompt_ids=[7])
-    members = [GroupMember(generation=g, verdict=None, reward=None, reflected=False) for g in (raw, group[1])]
-    for m in members:
-        m.generation.prompt_ids = [7]
-    from safer_vlm.judge.base import Verdict
-
-    for m in members:
-        m.verdict = Verdict(parse_ok=False)
-    out = flatten_groups([members], 2)
+    group[1].prompt_ids = [7]
+    answers = [Answer(sample_index=0, slot=j, generation=g, uid=f"a/{j}", verdict=Verdict(parse_ok=False))
+               for j, g in enumerate((raw, group[1]))]
+    rows = training_rows([RolloutGroup(sample=samples[0], sample_index=0, originals=answers, members=answers)])
+    out = trl_rollout_output(RolloutResult(groups=[], rows=rows, metrics={}), 2)
     assert out["logprobs"][0][0] == -0.5 and math.isnan(out["logprobs"][0][1])
     assert all(isinstance(x, float) for row in out["logprobs"] for x in row)
