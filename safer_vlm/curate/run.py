@@ -97,11 +97,6 @@ def _diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix.rstrip(".")]
 
 
-def prepare_output_dir(cfg: CurateConfig, overwrite: bool = False) -> bool:
-    """`claim_output_dir`; True when the folder already holds this config's run (which resumes)."""
-    return claim_output_dir(cfg, overwrite).existing
-
-
 def claim_output_dir(cfg: CurateConfig, overwrite: bool = False) -> Claim:
     """Claim the output folder (`safer_vlm.run_folder`); `.existing` when it already holds this
     config's run (which then resumes from its score cache).

@@ -3,10 +3,6 @@ colours and shapes. Small on purpose, so a tiny tokenizer and model can cover al
 
 from __future__ import annotations
 
-from typing import Literal
-
-Level = Literal["refuse", "warn"]
-
 #: harm category -> level -> words (one word each, which the tiny tokenizer makes a single token, so
 #: the word the question names is one token the policy can look back at). "refuse" words name things no one should be helped to make;
 #: "warn" words name things that are fine to help with, given a safety caveat.
