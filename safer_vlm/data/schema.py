@@ -4,12 +4,42 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-Expected = Literal["refuse", "comply", "warn"]
+
+class Behaviour(StrEnum):
+    """What an answer does, and what an item calls for. A `str` enum: JSON files and YAML configs
+    keep the plain words ("refuse"), and a member compares equal to its word.
+
+    An item can call for refuse, comply or warn (`EXPECTED_BEHAVIOURS`); a judge reading an answer
+    may also find it `unclear` (well-formed, no recognisable behaviour) or `malformed` (not one
+    <think> then one <answer> block, so its intent is not read).
+    """
+
+    REFUSE = "refuse"
+    COMPLY = "comply"
+    WARN = "warn"
+    UNCLEAR = "unclear"
+    MALFORMED = "malformed"
+
+
+#: The behaviours an item can call for, in the order the gym's shares and the warm start's random
+#: draws use (changing the order changes which items a seed builds).
+EXPECTED_BEHAVIOURS: tuple[Behaviour, ...] = (Behaviour.REFUSE, Behaviour.COMPLY, Behaviour.WARN)
+
+
+def _expectable(v: Any) -> Any:
+    if v not in EXPECTED_BEHAVIOURS:
+        raise ValueError(f"must be one of {', '.join(EXPECTED_BEHAVIOURS)}, got {v!r}")
+    return v
+
+
+#: A behaviour an item can call for (a pydantic field type: one of `EXPECTED_BEHAVIOURS`).
+ExpectedBehaviour = Annotated[Behaviour, BeforeValidator(_expectable)]
 
 
 class SafetySample(BaseModel):
@@ -28,7 +58,7 @@ class SafetySample(BaseModel):
     images: list[str] = Field(default_factory=list)
     category: str | None = None
     subcategory: str | None = None
-    expected: Expected | None = None
+    expected: ExpectedBehaviour | None = None
     reference: str | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
     root: Path | None = Field(default=None, exclude=True)

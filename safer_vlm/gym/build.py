@@ -9,9 +9,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from safer_vlm.data.schema import SafetySample, write_samples
+from safer_vlm.data.schema import EXPECTED_BEHAVIOURS, SafetySample, write_samples
 from safer_vlm.errors import ConfigError, DataError
-from safer_vlm.gym.config import BEHAVIOURS, UNSAFE_CUES, GymConfig
+from safer_vlm.gym.config import UNSAFE_CUES, GymConfig
 from safer_vlm.gym.draw import draw_item
 from safer_vlm.gym.responses import GROUNDING_KEY, REASONING_KEY, template_response
 from safer_vlm.gym.vocab import (
@@ -273,6 +273,6 @@ def build_gym(cfg: GymConfig, out_dir: Path, overwrite: bool = False) -> GymPath
 
 def _counts(samples: list[SafetySample]) -> dict[str, dict[str, int]]:
     """Items per expected behaviour and per cue, for the manifest and reports."""
-    by_expected = {b: sum(s.expected == b for s in samples) for b in BEHAVIOURS}
+    by_expected = {str(b): sum(s.expected == b for s in samples) for b in EXPECTED_BEHAVIOURS}
     by_cue = {c: sum(s.meta["cue"] == c for s in samples) for c in ("none", *UNSAFE_CUES)}
     return {"expected": by_expected, "cue": by_cue}

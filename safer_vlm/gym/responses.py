@@ -9,11 +9,9 @@ tiny model can read); grounded reasoning, when asked for, names the object and c
 
 from __future__ import annotations
 
-from safer_vlm.data.schema import SafetySample
+from safer_vlm.data.schema import EXPECTED_BEHAVIOURS, SafetySample
 from safer_vlm.gym.vocab import with_article
 from safer_vlm.response_format import format_response
-
-RESPONSE_BEHAVIOURS = ("refuse", "comply", "warn")
 
 #: The meta key holding the visual facts a helpful answer names ({"colour": ...} for background
 #: grounding, {"colour": ..., "shape": ...} for shape grounding); the rule judge reads the same key.
@@ -62,8 +60,8 @@ def fact_phrase(facts: dict[str, str]) -> str:
 def template_response(sample: SafetySample, behaviour: str) -> str:
     """The canonical response of `behaviour` to `sample`; comply and warn name the visual facts the
     sample declares (`meta["grounding_facts"]`), so they are grounded."""
-    if behaviour not in RESPONSE_BEHAVIOURS:
-        raise ValueError(f"behaviour must be one of {RESPONSE_BEHAVIOURS}, got {behaviour!r}")
+    if behaviour not in EXPECTED_BEHAVIOURS:
+        raise ValueError(f"behaviour must be one of {', '.join(EXPECTED_BEHAVIOURS)}, got {behaviour!r}")
     answer = ANSWER[behaviour]
     if "{" in answer:
         facts = grounding_facts(sample)
@@ -98,10 +96,10 @@ def all_template_texts(
     reasoning) these (word, colour) pairs, for the tokenizer corpus."""
     if reasoning:
         thinks = {
-            b: sorted({_grounded_think(b, r["word"], r["colour"]) for r in reasoning}) for b in RESPONSE_BEHAVIOURS
+            b: sorted({_grounded_think(b, r["word"], r["colour"]) for r in reasoning}) for b in EXPECTED_BEHAVIOURS
         }
     else:
-        thinks = {b: [THINK[b]] for b in RESPONSE_BEHAVIOURS}
+        thinks = {b: [THINK[b]] for b in EXPECTED_BEHAVIOURS}
     out = {format_response(t, ANSWER["refuse"]) for t in thinks["refuse"]}
     for b in ("warn", "comply"):
         for t in thinks[b]:

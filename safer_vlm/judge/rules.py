@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from safer_vlm.data.schema import SafetySample
+from safer_vlm.data.schema import Behaviour, SafetySample
 from safer_vlm.gym.responses import REASONING_KEY, grounding_facts
 from safer_vlm.gym.vocab import BENIGN_WORDS, with_article, words_of_level
 from safer_vlm.judge.base import JudgeItem, Verdict
@@ -263,7 +263,8 @@ class RuleJudge:
             unsafe=values["safety"] < self.rubric.unsafe_threshold,
             rationale=self._critique(sample, expected, behaviour, decision, harmful_think),
             judge_id=self.judge_id,
-            extra={"behaviour": behaviour, "think_decision": decision, "expected": expected,
+            behaviour=Behaviour(behaviour),
+            extra={"think_decision": decision, "expected": expected,
                    "note": f"expected {expected}, answer {behaviour}, reasoning decides {decision or 'nothing'}; "
                            f"format strict; {grounding_note}"},
         )
@@ -293,7 +294,8 @@ class RuleJudge:
             unsafe=safety < self.rubric.unsafe_threshold,
             rationale=self._critique(sample, expected, why, None),
             judge_id=self.judge_id,
-            extra={"behaviour": why, "think_decision": None, "expected": expected,
+            behaviour=Behaviour(why),
+            extra={"think_decision": None, "expected": expected,
                    "note": f"expected {expected}, answer {why}: intent cannot be read; {note}"},
         )
 
