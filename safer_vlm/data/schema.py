@@ -76,6 +76,27 @@ class SafetySample(BaseModel):
         return json.dumps([self.question, sorted(self.images)], ensure_ascii=False)
 
 
+# --- meta keys with a fixed meaning -------------------------------------------------------------
+# Written by the gym (`safer_vlm.gym.build`), read by the rule judge; any dataset may carry them.
+# Also read: meta["word"] (the object the question names), meta["background"] (the picture's colour),
+# meta["cue"] (where the unsafe cue sits: text, image, both, none), meta["colour"] / meta["shape"].
+
+#: The visual facts a helpful answer names ({"colour": ...} for background grounding,
+#: {"colour": ..., "shape": ...} for shape grounding).
+GROUNDING_KEY = "grounding_facts"
+#: The facts grounded reasoning names before deciding ({"word": ... or None, "colour": ...}).
+REASONING_KEY = "reasoning_facts"
+
+
+def grounding_facts(sample: SafetySample) -> dict[str, str]:
+    """The visual facts `sample` declares for grounding (`meta[GROUNDING_KEY]`); gyms built before
+    the key existed name the shape's colour and kind in meta `colour` and `shape`."""
+    facts = sample.meta.get(GROUNDING_KEY)
+    if facts is None:
+        facts = {k: sample.meta[k] for k in ("colour", "shape") if sample.meta.get(k)}
+    return {str(k): str(v).lower() for k, v in facts.items()}
+
+
 def write_samples(samples: Iterable[SafetySample], path: Path) -> int:
     """Write samples as JSONL (one record a line); returns how many were written."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from safer_vlm.data.schema import Behaviour
 from safer_vlm.errors import ConfigError
 from safer_vlm.judge.base import Verdict
 from safer_vlm.judge.rubric import Rubric
-from safer_vlm.judge.rules import ANSWER_LEXICON, classify
+from safer_vlm.lexicon import ANSWER_LEXICON, classify
 from safer_vlm.response_format import parse_response
 
 

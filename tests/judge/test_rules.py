@@ -10,7 +10,8 @@ from safer_vlm.gym import GymConfig, build_gym, template_response
 from safer_vlm.gym.vocab import BACKGROUNDS, SHAPE_COLOURS, SHAPES
 from safer_vlm.judge.base import Judge, JudgeItem, Verdict
 from safer_vlm.judge.rubric import Rubric
-from safer_vlm.judge.rules import COLOUR_WORDS, SHAPE_WORDS, RuleJudge
+from safer_vlm.judge.rules import RuleJudge
+from safer_vlm.lexicon import COLOUR_WORDS, SHAPE_WORDS
 from safer_vlm.response_format import format_response
 from safer_vlm.reward import compose_reward
 
