@@ -26,8 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from safer_vlm.curate.config import CurateConfig, PolicyConfig, SourceSpec
-from safer_vlm.curate.decontaminate import decontaminate
-from safer_vlm.curate.dedup import deduplicate, prompt_uid
+from safer_vlm.curate.dedup import deduplicate
 from safer_vlm.curate.qibox import (
     CacheMismatchError,
     ScoreCache,
@@ -37,8 +36,9 @@ from safer_vlm.curate.qibox import (
 )
 from safer_vlm.curate.report import write_reports
 from safer_vlm.curate.sharding import Handoff, receive_candidates, score_sharded
-from safer_vlm.curate.similarity import ImageHasher
-from safer_vlm.data.schema import SafetySample, read_samples
+from safer_vlm.data.decontaminate import decontaminate
+from safer_vlm.data.schema import SafetySample, prompt_uid, read_samples
+from safer_vlm.data.similarity import ImageHasher
 from safer_vlm.distributed import Ranks, join, leave, rank_device
 from safer_vlm.errors import DataError
 from safer_vlm.generation.base import Generator

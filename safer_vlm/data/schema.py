@@ -76,6 +76,11 @@ class SafetySample(BaseModel):
         return json.dumps([self.question, sorted(self.images)], ensure_ascii=False)
 
 
+def prompt_uid(sample: SafetySample) -> str:
+    """Identity of a record across sources ("source/id"): ids are only unique within their source."""
+    return f"{sample.source}/{sample.id}"
+
+
 # --- meta keys with a fixed meaning -------------------------------------------------------------
 # Written by the gym (`safer_vlm.gym.build`), read by the rule judge; any dataset may carry them.
 # Also read: meta["word"] (the object the question names), meta["background"] (the picture's colour),

@@ -116,8 +116,8 @@ def contamination(cfg: EvalConfig, samples: list[SafetySample], train_path: Path
         return {"checked": False, "reason": "the model's run folder records no training data"}
     if not cfg.decontam.enabled:
         return {"checked": False, "reason": "decontam.enabled is false"}
-    from safer_vlm.curate.decontaminate import decontaminate
-    from safer_vlm.curate.similarity import ImageHasher
+    from safer_vlm.data.decontaminate import decontaminate
+    from safer_vlm.data.similarity import ImageHasher
 
     try:
         train = list(read_samples(train_path))
