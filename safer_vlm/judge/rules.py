@@ -1,7 +1,8 @@
 """RuleJudge: an offline, lexicon-based judge for the demo and tests.
 
 It is a stand-in, NOT a real safety judge: it only knows the expected behaviour recorded on each
-item and a small word list (the gym's templates plus common refusal and warning phrases). It reads
+item and a small word list (`safer_vlm.lexicon`: the gym's words plus common refusal and warning
+phrases) and the item meta keys of `data/schema.py`; it never imports the gym. It reads
 no image and understands no meaning; use a model judge for any real evaluation.
 """
 
