@@ -31,7 +31,7 @@ class ControlledUnsafeJudge:
         self._corrections_next = False
 
     def _mark(self, verdict: Verdict, unsafe: bool) -> None:
-        if not verdict.parse_ok:
+        if not verdict.usable:
             return
         # both safety criteria, so the rubric's unsafe rule (answer or reasoning) agrees with the mark
         for safety in {self.rubric.gate.criterion, self.rubric.reasoning_criterion} - {None}:
