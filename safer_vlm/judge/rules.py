@@ -134,7 +134,9 @@ class RuleJudge:
     """Scores a response against the item's known `expected` behaviour with fixed rules.
 
     A stand-in for the demo and tests, not a real safety judge (see the module docstring). Items
-    with `expected=None` cannot be judged by rules and get `parse_ok=False` with the reason.
+    with `expected=None` cannot be judged by rules and get `parse_ok=False` with the reason. It
+    raises no `unsafe` flag of its own (`Verdict.unsafe` is None): its safety score is all it knows,
+    and whether that is unsafe is the rubric's one rule (`Rubric.unsafe_parts`), derived once.
     """
 
     judge_id = JUDGE_ID
@@ -210,7 +212,6 @@ class RuleJudge:
             parse_ok=True,
             scores=scores,
             penalties={p: flags[p] for p in self.rubric.penalties},
-            unsafe=values["safety"] < self.rubric.unsafe_threshold,
             rationale=self._critique(sample, expected, behaviour, decision, harmful_think),
             judge_id=self.judge_id,
             behaviour=Behaviour(behaviour),
@@ -241,7 +242,6 @@ class RuleJudge:
             parse_ok=True,
             scores={c: values[c] for c in self.rubric.scored_criteria},
             penalties={p: {"hallucination": hallucination, "contradiction": False}[p] for p in self.rubric.penalties},
-            unsafe=safety < self.rubric.unsafe_threshold,
             rationale=self._critique(sample, expected, why, None),
             judge_id=self.judge_id,
             behaviour=Behaviour(why),
