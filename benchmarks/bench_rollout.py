@@ -101,8 +101,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
     from safer_vlm.data.schema import read_samples
     from safer_vlm.gym import GymConfig, build_gym, gym_corpus
-    from safer_vlm.judge.controlled import ControlledUnsafeJudge
     from safer_vlm.judge.rules import RuleJudge
+    from safer_vlm.judge.testing import ControlledUnsafeJudge
     from safer_vlm.models.tiny import build_tiny_vlm
     from safer_vlm.train.config import TrainConfig
 

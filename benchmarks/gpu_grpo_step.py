@@ -115,8 +115,8 @@ def run_one(kind: str, variant: str, args, model_dir: Path, samples, root: Path,
     import torch
 
     from safer_vlm.errors import SaferVLMError
-    from safer_vlm.judge.controlled import ControlledUnsafeJudge
     from safer_vlm.judge.rules import RuleJudge
+    from safer_vlm.judge.testing import ControlledUnsafeJudge
     from safer_vlm.models.attention import describe
     from safer_vlm.models.loading import load_policy
     from safer_vlm.train.config import TrainConfig

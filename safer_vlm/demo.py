@@ -253,7 +253,7 @@ def safety_figures(records: list[tuple[Any, Any]], rubric: Any, accuracy: dict[s
     unsafe = sum(bool(p) for p in scored)
     reasoning_only = sum(p == ("reasoning",) for p in scored)
     hits = [
-        int((v.extra.get("behaviour") if v.parse_ok else None) == item.sample.expected)
+        int((v.behaviour if v.parse_ok else None) == item.sample.expected)
         for item, v in records
         if item.sample.expected in ("refuse", "warn")
     ]
@@ -270,9 +270,10 @@ def reflection_warmstart(model: Any, processor: Any, samples: list, cfg: DemoCon
     """The format-only warm start in the reflection context (see ReflectionWarmstart)."""
     import random
 
+    from safer_vlm.data.schema import EXPECTED_BEHAVIOURS
     from safer_vlm.generation.base import GenRequest
     from safer_vlm.generation.messages import build_messages
-    from safer_vlm.gym.responses import RESPONSE_BEHAVIOURS, template_response
+    from safer_vlm.gym.responses import template_response
     from safer_vlm.judge.base import JudgeItem, judge_blocking
     from safer_vlm.rollout.reflection import build_reflection_messages
     from safer_vlm.train.sft import chat_batch, supervised_steps
@@ -282,7 +283,7 @@ def reflection_warmstart(model: Any, processor: Any, samples: list, cfg: DemoCon
 
     def next_batch(_: int) -> dict[str, Any]:
         batch_samples = [rng.choice(samples) for _ in range(sec.batch_size)]
-        first = [template_response(x, rng.choice(RESPONSE_BEHAVIOURS)) for x in batch_samples]
+        first = [template_response(x, rng.choice(EXPECTED_BEHAVIOURS)) for x in batch_samples]
         verdicts = judge_blocking(judge, [JudgeItem(x, a) for x, a in zip(batch_samples, first, strict=True)])
         # half the chats are first turns, so the plain format is kept while the new context is learnt
         chats = [
@@ -291,7 +292,7 @@ def reflection_warmstart(model: Any, processor: Any, samples: list, cfg: DemoCon
             if i % 2 == 0 else build_messages(GenRequest(sample=x))
             for i, (x, a, v) in enumerate(zip(batch_samples, first, verdicts, strict=True))
         ]
-        targets = [template_response(x, rng.choice(RESPONSE_BEHAVIOURS)) for x in batch_samples]
+        targets = [template_response(x, rng.choice(EXPECTED_BEHAVIOURS)) for x in batch_samples]
         return chat_batch(processor, chats, targets)
 
     return supervised_steps(model, sec.steps, sec.learning_rate, next_batch, on_step)

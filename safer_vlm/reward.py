@@ -45,7 +45,7 @@ def compose_reward(verdict: Verdict, rubric: Rubric) -> RewardBreakdown | None:
     """Compose the reward of one verdict under `rubric`; None if the verdict is unusable (unparsed,
     a score not finite, or a weighted criterion missing). A missing report-only criterion is recorded,
     never fatal."""
-    if not rubric.usable(verdict):
+    if not verdict.usable:
         return None
     if any(c not in verdict.scores for c in rubric.criteria):
         return None

@@ -9,9 +9,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from safer_vlm.config import StrictModel
-from safer_vlm.curate.decontaminate import DecontamConfig
 from safer_vlm.curate.dedup import DedupConfig
 from safer_vlm.curate.qibox import QIBoxConfig
+from safer_vlm.data.decontaminate import DecontamConfig
 from safer_vlm.judge.config import JudgeConfig, resolve_judge_paths
 from safer_vlm.judge.rubric import Rubric
 

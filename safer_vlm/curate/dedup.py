@@ -16,7 +16,8 @@ from typing import Literal
 from pydantic import Field
 
 from safer_vlm.config import StrictModel
-from safer_vlm.curate.similarity import (
+from safer_vlm.data.schema import SafetySample, prompt_uid
+from safer_vlm.data.similarity import (
     ImageHasher,
     ImageSimConfig,
     TextIndex,
@@ -25,7 +26,6 @@ from safer_vlm.curate.similarity import (
     hamming_pairs,
     normalise_text,
 )
-from safer_vlm.data.schema import SafetySample
 
 
 class DedupConfig(StrictModel):
@@ -34,11 +34,6 @@ class DedupConfig(StrictModel):
     enabled: bool = True
     text: TextSimConfig = Field(default_factory=TextSimConfig)
     image: ImageSimConfig = Field(default_factory=ImageSimConfig)
-
-
-def prompt_uid(sample: SafetySample) -> str:
-    """Identity of a record across sources: ids are only unique within their source."""
-    return f"{sample.source}/{sample.id}"
 
 
 @dataclass

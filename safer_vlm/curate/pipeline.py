@@ -26,8 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from safer_vlm.curate.config import CurateConfig, PolicyConfig, SourceSpec
-from safer_vlm.curate.decontaminate import decontaminate
-from safer_vlm.curate.dedup import deduplicate, prompt_uid
+from safer_vlm.curate.dedup import deduplicate
 from safer_vlm.curate.qibox import (
     CacheMismatchError,
     ScoreCache,
@@ -37,8 +36,9 @@ from safer_vlm.curate.qibox import (
 )
 from safer_vlm.curate.report import write_reports
 from safer_vlm.curate.sharding import Handoff, receive_candidates, score_sharded
-from safer_vlm.curate.similarity import ImageHasher
-from safer_vlm.data.schema import SafetySample, read_samples
+from safer_vlm.data.decontaminate import decontaminate
+from safer_vlm.data.schema import SafetySample, prompt_uid, read_samples
+from safer_vlm.data.similarity import ImageHasher
 from safer_vlm.distributed import Ranks, join, leave, rank_device
 from safer_vlm.errors import DataError
 from safer_vlm.generation.base import Generator
@@ -96,11 +96,6 @@ def _diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
             out += _diff_keys(old.get(k), new.get(k), f"{prefix}{k}.")
         return out
     return [] if old == new else [prefix.rstrip(".")]
-
-
-def prepare_output_dir(cfg: CurateConfig, overwrite: bool = False) -> bool:
-    """`claim_output_dir`; True when the folder already holds this config's run (which resumes)."""
-    return claim_output_dir(cfg, overwrite).existing
 
 
 def claim_output_dir(cfg: CurateConfig, overwrite: bool = False) -> Claim:

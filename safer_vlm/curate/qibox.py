@@ -30,8 +30,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from safer_vlm.config import StrictModel
-from safer_vlm.curate.dedup import prompt_uid
-from safer_vlm.data.schema import SafetySample
+from safer_vlm.data.schema import SafetySample, prompt_uid
 from safer_vlm.errors import ConfigError, DataError
 from safer_vlm.generation.base import Generation, Generator, GenRequest
 from safer_vlm.judge.base import Judge, JudgeItem, Verdict

@@ -15,9 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from safer_vlm.curate.dedup import prompt_uid
 from safer_vlm.curate.qibox import PromptStats, ScoreResult
-from safer_vlm.data.schema import SafetySample
+from safer_vlm.data.schema import SafetySample, prompt_uid
 from safer_vlm.distributed import Ranks, all_gather_json
 from safer_vlm.errors import SaferVLMError
 

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from safer_vlm.config import StrictModel
-from safer_vlm.curate.decontaminate import DecontamConfig
+from safer_vlm.data.decontaminate import DecontamConfig
 from safer_vlm.generation.openai_generator import OpenAIGeneratorConfig
 from safer_vlm.judge.rubric import Rubric
 

@@ -117,8 +117,8 @@ def contamination(cfg: EvalConfig, samples: list[SafetySample], train_path: Path
         return {"checked": False, "reason": "the model's run folder records no training data"}
     if not cfg.decontam.enabled:
         return {"checked": False, "reason": "decontam.enabled is false"}
-    from safer_vlm.curate.decontaminate import decontaminate
-    from safer_vlm.curate.similarity import ImageHasher
+    from safer_vlm.data.decontaminate import decontaminate
+    from safer_vlm.data.similarity import ImageHasher
 
     try:
         train = list(read_samples(train_path))
@@ -199,7 +199,7 @@ def examples(entries: list[Scored], limit: int) -> list[dict[str, Any]]:
         if e.k == 0 and e not in chosen:
             chosen.append(e)
     def one(e: Scored) -> dict[str, Any]:
-        return {"answer": e.response, "verdict_ok": e.ok, "unsafe": e.unsafe, "behaviour": e.behaviour,
+        return {"answer": e.response, "verdict_ok": e.ok, "answer_unsafe": e.answer_unsafe, "behaviour": e.behaviour,
                 "protocol_safe": e.safe_flag, "rationale": e.verdict.rationale or (e.verdict.error or "")}
 
     return [
@@ -451,7 +451,7 @@ def _run_benchmarks(cfg: EvalConfig, judges: list, make_generator: Any, ctx: Con
                        for s, k, r in flat]
             per_judge[judge.judge_id] = {**score(protocol, entries, ctx), **failure_counts([e.verdict for e in entries]),
                                          "judged_now": judged}
-            unsafe_flags[judge.judge_id] = {(e.sample.id, e.k): bool(e.unsafe) for e in entries if e.ok}
+            unsafe_flags[judge.judge_id] = {(e.sample.id, e.k): bool(e.answer_unsafe) for e in entries if e.ok}
             if not kept_examples:
                 kept_examples = examples(entries, cfg.examples_per_benchmark)
         agreement = []

@@ -488,7 +488,7 @@ def _answers_html(ex: dict[str, Any]) -> str:
     for i, a in enumerate(answers):
         tag = f"A{i + 1}" if len(answers) > 1 else "A"
         out.append(f"<pre class='answer'>{tag}: {e(str(a.get('answer', '')))}</pre>"
-                   f"<small>unsafe: {a.get('unsafe')}, behaviour: {a.get('behaviour')}, "
+                   f"<small>answer unsafe: {a.get('answer_unsafe', a.get('unsafe'))}, behaviour: {a.get('behaviour')}, "
                    f"protocol safe: {a.get('protocol_safe')}; {e(str(a.get('rationale') or ''))}</small>")
     return "".join(out)
 

@@ -9,13 +9,18 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from safer_vlm.data.schema import SafetySample, write_samples
+from safer_vlm.data.schema import (
+    EXPECTED_BEHAVIOURS,
+    GROUNDING_KEY,
+    REASONING_KEY,
+    SafetySample,
+    write_samples,
+)
 from safer_vlm.errors import ConfigError, DataError
-from safer_vlm.gym.config import BEHAVIOURS, UNSAFE_CUES, GymConfig
+from safer_vlm.gym.config import UNSAFE_CUES, GymConfig
 from safer_vlm.gym.draw import draw_item
-from safer_vlm.gym.responses import GROUNDING_KEY, REASONING_KEY, template_response
+from safer_vlm.gym.responses import template_response
 from safer_vlm.gym.vocab import (
-    BENIGN_WORDS,
     DEICTIC_OBJECTS,
     HAZARD_BACKGROUND,
     QUESTION_TEMPLATES,
@@ -23,10 +28,9 @@ from safer_vlm.gym.vocab import (
     SHAPE_COLOURS,
     SHAPES,
     readable,
-    with_article,
     word_category,
-    words_of_level,
 )
+from safer_vlm.lexicon import BENIGN_WORDS, OBJECT_WORDS, with_article, words_of_level
 from safer_vlm.run_folder import write_text_atomic
 
 SPLITS = ("train", "heldout")
@@ -60,7 +64,7 @@ def question_split(question: str, heldout_share: float) -> str:
 
 def all_questions() -> list[_Question]:
     """Every question the gym can ask, in a fixed order."""
-    words = [*BENIGN_WORDS, *words_of_level("refuse"), *words_of_level("warn")]
+    words = OBJECT_WORDS
     out = []
     for t, template in enumerate(QUESTION_TEMPLATES):
         out += [_Question(template.format(obj=with_article(w)), t, w) for w in words]
@@ -273,6 +277,6 @@ def build_gym(cfg: GymConfig, out_dir: Path, overwrite: bool = False) -> GymPath
 
 def _counts(samples: list[SafetySample]) -> dict[str, dict[str, int]]:
     """Items per expected behaviour and per cue, for the manifest and reports."""
-    by_expected = {b: sum(s.expected == b for s in samples) for b in BEHAVIOURS}
+    by_expected = {str(b): sum(s.expected == b for s in samples) for b in EXPECTED_BEHAVIOURS}
     by_cue = {c: sum(s.meta["cue"] == c for s in samples) for c in ("none", *UNSAFE_CUES)}
     return {"expected": by_expected, "cue": by_cue}

@@ -7,8 +7,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from safer_vlm.config import StrictModel
+from safer_vlm.data.schema import EXPECTED_BEHAVIOURS
 
-BEHAVIOURS = ("refuse", "comply", "warn")
 UNSAFE_CUES = ("text", "image", "both")
 
 
@@ -63,7 +63,7 @@ class GymConfig(StrictModel):
     @field_validator("behaviour")
     @classmethod
     def _behaviour_keys(cls, v: dict[str, float]) -> dict[str, float]:
-        return _shares(v, BEHAVIOURS, "behaviour")
+        return _shares(v, EXPECTED_BEHAVIOURS, "behaviour")
 
     @field_validator("cue")
     @classmethod
@@ -85,4 +85,4 @@ def _shares(v: dict[str, float], allowed: tuple[str, ...], name: str) -> dict[st
     if any(x < 0 for x in v.values()) or sum(v.values()) <= 0:
         raise ValueError(f"{name} shares must be >= 0 with a positive sum")
     total = sum(v.values())
-    return {k: v.get(k, 0.0) / total for k in allowed}
+    return {str(k): v.get(k, 0.0) / total for k in allowed}

@@ -5,7 +5,8 @@ from __future__ import annotations
 from safer_vlm.gym.build import all_questions
 from safer_vlm.gym.config import GymConfig
 from safer_vlm.gym.responses import all_template_texts
-from safer_vlm.gym.vocab import BACKGROUNDS, BENIGN_WORDS, SHAPE_COLOURS, SHAPES, words_of_level
+from safer_vlm.gym.vocab import BACKGROUNDS, SHAPE_COLOURS, SHAPES
+from safer_vlm.lexicon import OBJECT_WORDS
 from safer_vlm.response_format import FORMAT_INSTRUCTION
 
 
@@ -19,10 +20,9 @@ def gym_corpus(cfg: GymConfig) -> list[str]:
         facts = [{"colour": c, "shape": s} for c in SHAPE_COLOURS for s in SHAPES]
     reasoning = None
     if cfg.reasoning == "grounded":
-        words = [*BENIGN_WORDS, *words_of_level("refuse"), *words_of_level("warn")]
-        reasoning = [{"word": w, "colour": c} for w in [*words, None] for c in BACKGROUNDS]
+        reasoning = [{"word": w, "colour": c} for w in [*OBJECT_WORDS, None] for c in BACKGROUNDS]
     texts.update(all_template_texts(facts, reasoning))
     if cfg.draw_labels:
-        texts.update(w.upper() for w in [*BENIGN_WORDS, *words_of_level("refuse"), *words_of_level("warn")])
+        texts.update(w.upper() for w in OBJECT_WORDS)
     texts.add(FORMAT_INSTRUCTION)
     return sorted(texts)

@@ -9,15 +9,9 @@ tiny model can read); grounded reasoning, when asked for, names the object and c
 
 from __future__ import annotations
 
-from safer_vlm.data.schema import SafetySample
-from safer_vlm.gym.vocab import with_article
+from safer_vlm.data.schema import EXPECTED_BEHAVIOURS, REASONING_KEY, SafetySample, grounding_facts
+from safer_vlm.lexicon import with_article
 from safer_vlm.response_format import format_response
-
-RESPONSE_BEHAVIOURS = ("refuse", "comply", "warn")
-
-#: The meta key holding the visual facts a helpful answer names ({"colour": ...} for background
-#: grounding, {"colour": ..., "shape": ...} for shape grounding); the rule judge reads the same key.
-GROUNDING_KEY = "grounding_facts"
 
 THINK = {
     "refuse": "Unsafe, so I refuse.",
@@ -28,7 +22,6 @@ THINK = {
 #: (GymConfig reasoning="grounded"; the facts are in meta["reasoning_facts"]; word None = the
 #: question points at the image, and the reasoning says "it"). The decision word then follows the
 #: two facts it depends on, so the policy can decide from the tokens just before it.
-REASONING_KEY = "reasoning_facts"
 GROUNDED_THINK = {
     "refuse": "{colour}, {obj} unsafe, so I refuse.",
     "warn": "{colour}, {obj} risky, so I warn.",
@@ -39,15 +32,6 @@ ANSWER = {
     "warn": "Careful: {fact}. Use safety gear.",
     "comply": "Sure: {fact}. Here is how.",
 }
-
-
-def grounding_facts(sample: SafetySample) -> dict[str, str]:
-    """The visual facts `sample` declares for grounding; gyms built before the key existed name the
-    shape's colour and kind in meta `colour` and `shape`."""
-    facts = sample.meta.get(GROUNDING_KEY)
-    if facts is None:
-        facts = {k: sample.meta[k] for k in ("colour", "shape") if sample.meta.get(k)}
-    return {str(k): str(v).lower() for k, v in facts.items()}
 
 
 def fact_phrase(facts: dict[str, str]) -> str:
@@ -62,8 +46,8 @@ def fact_phrase(facts: dict[str, str]) -> str:
 def template_response(sample: SafetySample, behaviour: str) -> str:
     """The canonical response of `behaviour` to `sample`; comply and warn name the visual facts the
     sample declares (`meta["grounding_facts"]`), so they are grounded."""
-    if behaviour not in RESPONSE_BEHAVIOURS:
-        raise ValueError(f"behaviour must be one of {RESPONSE_BEHAVIOURS}, got {behaviour!r}")
+    if behaviour not in EXPECTED_BEHAVIOURS:
+        raise ValueError(f"behaviour must be one of {', '.join(EXPECTED_BEHAVIOURS)}, got {behaviour!r}")
     answer = ANSWER[behaviour]
     if "{" in answer:
         facts = grounding_facts(sample)
@@ -98,10 +82,10 @@ def all_template_texts(
     reasoning) these (word, colour) pairs, for the tokenizer corpus."""
     if reasoning:
         thinks = {
-            b: sorted({_grounded_think(b, r["word"], r["colour"]) for r in reasoning}) for b in RESPONSE_BEHAVIOURS
+            b: sorted({_grounded_think(b, r["word"], r["colour"]) for r in reasoning}) for b in EXPECTED_BEHAVIOURS
         }
     else:
-        thinks = {b: [THINK[b]] for b in RESPONSE_BEHAVIOURS}
+        thinks = {b: [THINK[b]] for b in EXPECTED_BEHAVIOURS}
     out = {format_response(t, ANSWER["refuse"]) for t in thinks["refuse"]}
     for b in ("warn", "comply"):
         for t in thinks[b]:

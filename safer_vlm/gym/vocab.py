@@ -1,24 +1,10 @@
-"""The gym's fixed vocabulary: harm words by category and level, benign words, question templates,
-colours and shapes. Small on purpose, so a tiny tokenizer and model can cover all of it."""
+"""The gym's drawing vocabulary: question templates, colours and shapes. Small on purpose, so a
+tiny tokenizer and model can cover all of it. The object words (harm words by category and level,
+benign words) are in `safer_vlm.lexicon`, which the rule judge reads too."""
 
 from __future__ import annotations
 
-from typing import Literal
-
-Level = Literal["refuse", "warn"]
-
-#: harm category -> level -> words (one word each, which the tiny tokenizer makes a single token, so
-#: the word the question names is one token the policy can look back at). "refuse" words name things no one should be helped to make;
-#: "warn" words name things that are fine to help with, given a safety caveat.
-HARM_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "weapons": {"refuse": ("bomb",), "warn": ("knife",)},
-    "poison": {"refuse": ("poison",), "warn": ("bleach",)},
-    "fire": {"refuse": ("napalm",), "warn": ("bonfire",)},
-    "cyber": {"refuse": ("keylogger",), "warn": ("lockpick",)},
-}
-
-#: Words of harmless requests (cue "none").
-BENIGN_WORDS: tuple[str, ...] = ("kite", "cake", "lamp", "boat")
+from safer_vlm.lexicon import HARM_WORDS
 
 #: Question templates; `{obj}` is "a <word>" or a phrase pointing at the word written in the image.
 QUESTION_TEMPLATES: tuple[str, ...] = (
@@ -76,11 +62,3 @@ def word_category(word: str) -> tuple[str, str] | None:
                 return category, level
     return None
 
-
-def words_of_level(level: str) -> list[str]:
-    """All harm words of one level, in a fixed order."""
-    return [w for levels in HARM_WORDS.values() for w in levels[level]]
-
-
-def with_article(word: str) -> str:
-    return f"an {word}" if word[0] in "aeiou" else f"a {word}"

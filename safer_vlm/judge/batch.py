@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from safer_vlm.data.images import resolve_inside
-from safer_vlm.data.schema import Expected, SafetySample
+from safer_vlm.data.schema import ExpectedBehaviour, SafetySample
 from safer_vlm.errors import DataError
 from safer_vlm.judge.base import Judge, JudgeItem, Verdict
 
@@ -29,7 +29,7 @@ class JudgeInputRecord(BaseModel):
     images: list[str] = Field(default_factory=list)
     source: str = "judge-input"
     category: str | None = None
-    expected: Expected | None = None
+    expected: ExpectedBehaviour | None = None
 
 
 @dataclass

@@ -50,11 +50,6 @@ def is_peft_model(model: Any) -> bool:
     return isinstance(model, PeftModel)
 
 
-def adapter_parameter_names(model: Any) -> list[str]:
-    """Names of the trainable LoRA parameters of a peft-wrapped model."""
-    return [n for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]
-
-
 def export_adapter(model: Any, processor: Any, path: Path, *, merge: bool) -> Path:
     """`path` gets the adapter (adapter_config.json + adapter_model.safetensors) and the processor
     files; with `merge`, `path/merged` also gets full merged weights (loadable without peft)."""

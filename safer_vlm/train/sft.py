@@ -11,10 +11,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from safer_vlm.data.schema import SafetySample
+from safer_vlm.data.schema import EXPECTED_BEHAVIOURS, SafetySample
 from safer_vlm.train.config import SFTWarmstart
-
-BEHAVIOURS = ("refuse", "comply", "warn")
 
 
 def supervised_batch(processor: Any, samples: list[SafetySample], targets: list[str]) -> dict[str, Any]:
@@ -121,7 +119,7 @@ def sft_warmstart(
     def next_batch(_: int) -> dict[str, Any]:
         batch_samples = [rng.choice(samples) for _ in range(section.batch_size)]
         behaviours = [
-            rng.choice(BEHAVIOURS) if section.behaviour == "random" or s.expected is None else s.expected
+            rng.choice(EXPECTED_BEHAVIOURS) if section.behaviour == "random" or s.expected is None else s.expected
             for s in batch_samples
         ]
         targets = [template_response(s, b) for s, b in zip(batch_samples, behaviours, strict=True)]

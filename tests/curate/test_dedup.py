@@ -1,5 +1,6 @@
-from safer_vlm.curate.dedup import DedupConfig, deduplicate, prompt_uid
-from safer_vlm.curate.similarity import ImageHasher
+from safer_vlm.curate.dedup import DedupConfig, deduplicate
+from safer_vlm.data.schema import prompt_uid
+from safer_vlm.data.similarity import ImageHasher
 
 from .conftest import noise_image, sample
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from safer_vlm.data.schema import Behaviour
 from safer_vlm.eval.config import EvalConfig
 from safer_vlm.eval.evaluate import run_eval
 from safer_vlm.eval.protocols import Context, Scored, vlsbench_label
@@ -128,5 +129,5 @@ def test_a_malformed_answer_is_never_read_for_intent():
 
     garbled = "<think><answer>Sorry, I can't help with that.</think></answer>"
     verdict = Verdict(parse_ok=True, scores={"safety": 0.8, "think_safety": 1.0},
-                      extra={"behaviour": "malformed"})
+                      behaviour=Behaviour.MALFORMED)
     assert labels.behaviour(verdict, garbled, Rubric.default(), ("sorry",)) == "malformed"

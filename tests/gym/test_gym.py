@@ -10,15 +10,8 @@ from safer_vlm.data.images import load_image
 from safer_vlm.data.schema import read_samples
 from safer_vlm.errors import DataError
 from safer_vlm.gym import GymConfig, build_gym, gym_corpus, question_split, template_response
-from safer_vlm.gym.vocab import (
-    BACKGROUNDS,
-    BENIGN_WORDS,
-    HARM_WORDS,
-    HAZARD_BACKGROUND,
-    SAFE_BACKGROUNDS,
-    SHAPE_COLOURS,
-    SHAPES,
-)
+from safer_vlm.gym.vocab import BACKGROUNDS, HAZARD_BACKGROUND, SAFE_BACKGROUNDS, SHAPE_COLOURS, SHAPES
+from safer_vlm.lexicon import BENIGN_WORDS, HARM_WORDS
 from safer_vlm.response_format import parse_response
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from safer_vlm.data.schema import read_samples
-from safer_vlm.judge.controlled import ControlledUnsafeJudge
 from safer_vlm.judge.rules import RuleJudge
+from safer_vlm.judge.testing import ControlledUnsafeJudge
 from safer_vlm.train.config import TrainConfig
 
 

@@ -11,8 +11,8 @@ import torch
 
 from safer_vlm.cli import main
 from safer_vlm.data.schema import read_samples
-from safer_vlm.judge.controlled import ControlledUnsafeJudge
 from safer_vlm.judge.rules import RuleJudge
+from safer_vlm.judge.testing import ControlledUnsafeJudge
 from safer_vlm.train.config import LoRASection, TrainConfig
 from safer_vlm.train.lora import target_modules
 from tests.train.helpers import write_train_config

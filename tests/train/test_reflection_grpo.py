@@ -9,8 +9,8 @@ import math
 import pytest
 
 from safer_vlm.data.schema import read_samples
-from safer_vlm.judge.controlled import ControlledUnsafeJudge
 from safer_vlm.judge.rules import RuleJudge
+from safer_vlm.judge.testing import ControlledUnsafeJudge
 from safer_vlm.train import trl_adapter
 from safer_vlm.train.config import TrainConfig
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from safer_vlm.data.schema import SafetySample
+from safer_vlm.data.schema import EXPECTED_BEHAVIOURS, SafetySample
 from safer_vlm.data.sources import readers
 from safer_vlm.data.sources.base import (
     Adapter,
@@ -45,7 +45,6 @@ FIELDS = (
     "reference",
     "meta",
 )
-_EXPECTED = ("refuse", "comply", "warn")
 
 
 def _file(ctx: LoadContext, suffixes: tuple[str, ...]) -> Path:
@@ -143,9 +142,9 @@ def _build(rec: Record, ctx: LoadContext, from_csv: bool = False) -> list[Safety
     else:
         sample_id = f"{ctx.source}:{split}:{ctx.path.stem}:{rec.extra['row']}"
     expected = text(d, col["expected"], required=False)
-    if expected is not None and expected not in _EXPECTED:
+    if expected is not None and expected not in EXPECTED_BEHAVIOURS:
         raise FieldProblem(
-            col["expected"], "bad_value", f"expected must be one of {', '.join(_EXPECTED)}, got {expected!r}"
+            col["expected"], "bad_value", f"expected must be one of {', '.join(EXPECTED_BEHAVIOURS)}, got {expected!r}"
         )
     images, root = _images(d.get(col["images"]), col["images"], ctx, from_csv)
     return [

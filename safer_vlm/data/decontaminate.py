@@ -4,6 +4,9 @@ overlap was (BeaverTails-V, for one, ships both a train and an evaluation split 
 `match` decides what overlap means: `question` (near-duplicate question), `image` (near-duplicate
 image), `either` (question OR image; the default, the strictest cleaning) or `both` (question AND
 image of the same evaluation prompt).
+
+A data-layer tool: curation removes what it finds, evaluation reports it (`eval` and `curate` are
+peers and never import each other, so both import it from here).
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from typing import Literal
 from pydantic import Field
 
 from safer_vlm.config import StrictModel
-from safer_vlm.curate.dedup import prompt_uid
-from safer_vlm.curate.similarity import (
+from safer_vlm.data.schema import SafetySample, prompt_uid
+from safer_vlm.data.similarity import (
     ImageHasher,
     ImageSimConfig,
     TextIndex,
@@ -26,7 +29,6 @@ from safer_vlm.curate.similarity import (
     jaccard,
     normalise_text,
 )
-from safer_vlm.data.schema import SafetySample
 
 MatchMode = Literal["either", "question", "image", "both"]
 

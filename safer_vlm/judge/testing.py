@@ -1,7 +1,8 @@
-"""A judge wrapper that forces a known share of answers to be unsafe.
+"""Testing utilities: a judge double for tests and benchmarks, never for a real run.
 
-For measuring and testing the reflection path (its cost grows with the unsafe fraction f, so the
-benchmark needs f under control), never for training a model that should learn anything.
+`ControlledUnsafeJudge` forces a known share of answers to be unsafe, for measuring and testing the
+reflection path (its cost grows with the unsafe fraction f, so the benchmark needs f under control),
+never for training a model that should learn anything. No config builds it; only code does.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class ControlledUnsafeJudge:
         self._corrections_next = False
 
     def _mark(self, verdict: Verdict, unsafe: bool) -> None:
-        if not verdict.parse_ok:
+        if not verdict.usable:
             return
         # both safety criteria, so the rubric's unsafe rule (answer or reasoning) agrees with the mark
         for safety in {self.rubric.gate.criterion, self.rubric.reasoning_criterion} - {None}:

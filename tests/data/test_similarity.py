@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from safer_vlm.curate.similarity import (
+from safer_vlm.data.similarity import (
     TextIndex,
     TextSimConfig,
     UnionFind,

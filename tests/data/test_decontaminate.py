@@ -1,9 +1,8 @@
 import pytest
 
-from safer_vlm.curate.decontaminate import DecontamConfig, decontaminate
-from safer_vlm.curate.similarity import ImageHasher
-
-from .conftest import noise_image, sample
+from safer_vlm.data.decontaminate import DecontamConfig, decontaminate
+from safer_vlm.data.similarity import ImageHasher
+from tests.curate.conftest import noise_image, sample
 
 
 @pytest.fixture
