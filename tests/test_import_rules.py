@@ -56,12 +56,6 @@ TRL_IMPORTERS = frozenset({"safer_vlm.train.trl_adapter"})
 #: Violations known on this branch, each removed by another lane of issue 18 (the lead empties this
 #: at the merge). An entry is (rule, importer, imported); one listed but no longer found fails too.
 KNOWN_VIOLATIONS: dict[tuple[str, str, str], str] = {
-    ("typer", "safer_vlm.data.commands", "typer"): "cli lane: commands move to safer_vlm/cli/",
-    ("typer", "safer_vlm.curate.commands", "typer"): "cli lane: commands move to safer_vlm/cli/",
-    ("typer", "safer_vlm.eval.commands", "typer"): "cli lane: commands move to safer_vlm/cli/",
-    ("typer", "safer_vlm.judge.commands", "typer"): "cli lane: commands move to safer_vlm/cli/",
-    ("typer", "safer_vlm.train.commands", "typer"): "cli lane: commands move to safer_vlm/cli/",
-    ("layer", "safer_vlm.judge.commands", "safer_vlm.reward"): "cli lane: judge commands move out of judge",
     ("typer", "safer_vlm.demo", "typer"): "demopkg lane: the demo's typer code moves to safer_vlm/cli/demo.py",
     ("peer", "safer_vlm.train.heldout", "safer_vlm.eval.config"): "demopkg lane: the held-out scorer moves to demo/",
     ("peer", "safer_vlm.train.heldout", "safer_vlm.eval.protocols"): "demopkg lane: the held-out scorer moves to demo/",
