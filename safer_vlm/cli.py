@@ -29,8 +29,12 @@ COMMAND_MODULES = (
     "safer_vlm.curate.commands",  # curate
     "safer_vlm.train.commands",  # train
     "safer_vlm.eval.commands",  # eval, report
-    "safer_vlm.demo",  # demo
+    "safer_vlm.cli.demo",  # demo
 )
+
+# Until this module becomes the `safer_vlm/cli/` package (issue 18's cli lane), let its command
+# modules there import as `safer_vlm.cli.<name>`.
+__path__ = [str(__import__("pathlib").Path(__file__).with_name("cli"))]
 
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)

@@ -88,7 +88,7 @@ def test_ablation_runs_each_arm_from_one_shared_warm_start(tmp_path, capsys):
 
 
 def test_ablation_figures_have_mean_and_sample_spread():
-    from safer_vlm.demo_ablation import aggregate_arm
+    from safer_vlm.demo.ablation import aggregate_arm
 
     runs = [
         {"accuracy_after": {"text": t, "image": 1.0, "both": 1.0, "benign": 0.5, "all": 0.8}, "heldout_reward_after": r,
@@ -112,7 +112,7 @@ def test_ablation_arms_must_be_known_group_policies():
 
 
 def test_curve_steps_are_inside_the_run():
-    from safer_vlm.demo import curve_steps
+    from safer_vlm.demo.run import curve_steps
 
     assert curve_steps(150, 4) == [30, 60, 90, 120]
     assert curve_steps(2, 1) == [1]
@@ -124,7 +124,8 @@ def test_reflection_format_warm_start_trains_answers_in_the_reflection_context(t
     """The reflection-context warm start trains on the rollout's own reflection chats (a template
     answer, then the reflection turn) with template targets."""
     import safer_vlm.train.sft as sft
-    from safer_vlm.demo import load_demo_config, reflection_warmstart
+    from safer_vlm.demo import load_demo_config
+    from safer_vlm.demo.reflection_warmstart import reflection_warmstart
     from safer_vlm.rollout.reflection import is_reflection_prompt
 
     seen = []
@@ -137,9 +138,6 @@ def test_reflection_format_warm_start_trains_answers_in_the_reflection_context(t
         f"output_dir={tmp_path}", "data.gym={seed: 0, n_train: 12, n_heldout: 6, image_size: 56, reasoning: grounded}",
         "reflection_warmstart.steps=2", "reflection_warmstart.batch_size=2",
     ])
-    from safer_vlm.demo import _build_tiny
-
-    _build_tiny(cfg, tmp_path)
     model, processor = load_policy(grpo.policy_source(cfg, tmp_path), dtype="float32", device="cpu")
     train, _ = grpo.load_samples(cfg, tmp_path)
     losses = reflection_warmstart(model, processor, train, cfg, grpo.make_judge(cfg), seed=0)
@@ -148,3 +146,46 @@ def test_reflection_format_warm_start_trains_answers_in_the_reflection_context(t
     assert is_reflection_prompt(chats[0]) and chats[0][-2]["role"] == "assistant"
     assert not is_reflection_prompt(chats[1])  # first turns keep the plain format
     assert all(t.startswith("<think>") and t.endswith("</answer>") for t in targets)
+
+
+@pytest.mark.slow
+def test_train_hooks_run_in_order_and_the_warm_start_hook_shapes_what_grpo_starts_from(tmp_path):
+    """The demo is a client of `train()` through its hooks. Defects caught: a hook not called, or
+    called out of order (the demo would score another policy than the stage it names); a missed
+    GRPO step (the learning curve's steps would be wrong); the warm policy saved as `sft_model/`
+    (TRL's reference, and what a resume starts from) before `after_warm_start`, so what that hook
+    trained (the demo's reflection warm start) is not the recorded warm start; `before_finish`
+    called before `final/` is exported or without the trainer."""
+    import torch
+
+    from safer_vlm.demo import load_demo_config
+    from safer_vlm.models.loading import load_policy
+    from safer_vlm.train.grpo import TrainHooks, train
+    from safer_vlm.train.run_dir import DEMO_FOLDER
+
+    run_dir = tmp_path / "run"
+    cfg = load_demo_config(ROOT / "configs" / "demo.yaml", [f"output_dir={run_dir}", *TINY[1::2]])
+    calls: list = []
+    warm: dict[str, torch.Tensor] = {}
+
+    def after_warm_start(run):
+        calls.append("after_warm_start")
+        with torch.no_grad():  # "trains further": a change only this hook makes
+            for p in run.model.parameters():
+                p.add_(0.01)
+        warm.update({n: p.detach().clone() for n, p in run.model.named_parameters()})
+
+    def before_finish(run):
+        calls.append(("before_finish", run.trainer.state.global_step, (run.run_dir / "final" / "config.json").is_file()))
+
+    hooks = TrainHooks(
+        after_load=lambda run: calls.append(("after_load", len(run.heldout) > 0)),
+        after_warm_start=after_warm_start,
+        on_grpo_step=lambda run, step, total: calls.append(("step", step, total)),
+        before_finish=before_finish,
+    )
+    train(cfg, hooks=hooks, folder=DEMO_FOLDER, progress=False)
+    assert calls == [("after_load", True), "after_warm_start", ("step", 1, 2), ("step", 2, 2), ("before_finish", 2, True)]
+    saved, _ = load_policy(run_dir / "sft_model", dtype="float32", device="cpu")
+    for name, p in saved.named_parameters():
+        assert torch.equal(p, warm[name]), name

@@ -146,6 +146,14 @@ class SFTWarmstart(StrictModel):
     )
 
 
+class TinySection(StrictModel):
+    """Sizes of the tiny model built when `model.build_tiny` (models/tiny.py); the vision tower follows
+    the text width."""
+
+    hidden_size: int = Field(64, ge=16, description="text and vision width (4 heads; MLP twice as wide)")
+    num_layers: int = Field(2, ge=1, description="text decoder layers (the vision tower keeps 2)")
+
+
 class TrajectoryLog(StrictModel):
     """Which rollout groups are kept for the trajectory viewer (`<run>/trajectories.jsonl` + `.html`)."""
 
@@ -204,6 +212,7 @@ class TrainConfig(StrictModel):
     )
     grpo: GRPOSection = Field(default_factory=GRPOSection)
     sft_warmstart: SFTWarmstart = Field(default_factory=SFTWarmstart)
+    tiny: TinySection = Field(default_factory=TinySection, description="sizes of the tiny model (model.build_tiny)")
     trajectories: TrajectoryLog = Field(default_factory=TrajectoryLog)
     lora: LoRASection = Field(default_factory=LoRASection, description="LoRA adapters (peft)")
     logging: LoggingSection = Field(default_factory=LoggingSection, description="metric backends")
