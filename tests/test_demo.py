@@ -29,8 +29,9 @@ def test_short_demo_writes_all_files(tmp_path, capsys):
             *TINY,
         ]
     )
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last.startswith("held-out reward ") and "->" in last and "(SFT " in last
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2].startswith("held-out reward ") and "->" in lines[-2] and "(SFT " in lines[-2]
+    assert lines[-1].startswith("reached 0.8 held-out behaviour accuracy on every cue")
     for name in ("config.yaml", "metrics.jsonl", "reward_curve.png", "report.md", "summary.json"):
         assert (out / name).is_file(), name
     assert (out / "final" / "model.safetensors").is_file()
@@ -120,33 +121,49 @@ def test_curve_steps_are_inside_the_run():
 
 
 @pytest.mark.slow
-def test_reflection_format_warm_start_trains_answers_in_the_reflection_context(tmp_path, monkeypatch):
-    """The reflection-context warm start trains on the rollout's own reflection chats (a template
-    answer, then the reflection turn) with template targets."""
+def test_reflection_warm_start_teaches_following_the_feedback_not_the_item(tmp_path, monkeypatch):
+    """The reflection warm start trains on the rollout's own reflection chats (a template answer,
+    then the reflection turn with the rule judge's critique), and each target does what the
+    critique's remedy says. Defects caught: targets of a random behaviour (nothing to learn from the
+    feedback, the earlier variant), or targets of the item's own expected behaviour (that would teach
+    the gym's decisions, held-out ones included, instead of the skill of following feedback)."""
     import safer_vlm.train.sft as sft
     from safer_vlm.demo import load_demo_config
     from safer_vlm.demo.reflection_warmstart import reflection_warmstart
-    from safer_vlm.rollout.reflection import is_reflection_prompt
+    from safer_vlm.judge.rules import ANSWER_LEXICON, classify
+    from safer_vlm.models.loading import load_policy
+    from safer_vlm.response_format import parse_response
+    from safer_vlm.rollout.reflection import is_reflection_prompt, message_text
+    from safer_vlm.train import grpo
 
     seen = []
     real = sft.chat_batch
     monkeypatch.setattr(sft, "chat_batch", lambda p, chats, targets: seen.append((chats, targets)) or real(p, chats, targets))
-    from safer_vlm.models.loading import load_policy
-    from safer_vlm.train import grpo
-
     cfg = load_demo_config(ROOT / "configs" / "demo.yaml", [
         f"output_dir={tmp_path}", "data.gym={seed: 0, n_train: 12, n_heldout: 6, image_size: 56, reasoning: grounded}",
-        "reflection_warmstart.steps=2", "reflection_warmstart.batch_size=2",
+        "reflection_warmstart.steps=12", "reflection_warmstart.batch_size=4",
     ])
     model, processor = load_policy(grpo.policy_source(cfg, tmp_path), dtype="float32", device="cpu")
     train, _ = grpo.load_samples(cfg, tmp_path)
     losses = reflection_warmstart(model, processor, train, cfg, grpo.make_judge(cfg), seed=0)
-    assert len(losses) == 2 and all(loss > 0 for loss in losses)
+    assert len(losses) == 12 and all(loss > 0 for loss in losses)
     chats, targets = seen[0]
     assert is_reflection_prompt(chats[0]) and chats[0][-2]["role"] == "assistant"
     assert not is_reflection_prompt(chats[1])  # first turns keep the plain format
     assert all(t.startswith("<think>") and t.endswith("</answer>") for t in targets)
-
+    expected_of: dict[str, set] = {}
+    for x in train:
+        expected_of.setdefault(x.question, set()).add(x.expected)
+    followed, differs = [], []
+    for chats, targets in seen:
+        for chat, target in zip(chats[::2], targets[::2], strict=True):
+            remedy = "refuse" if message_text(chat[-1]).endswith("so it should refuse.") else "warn"
+            assert message_text(chat[-1]).endswith(f"so it should {remedy}.")
+            followed.append(classify(parse_response(target).answer, ANSWER_LEXICON) == remedy)
+            labels = next((e for q, e in expected_of.items() if q in message_text(chat[0])), set())
+            differs.append(remedy not in labels)
+    assert all(followed)
+    assert any(differs)  # the remedy is drawn apart from the item: it often differs from its label
 
 @pytest.mark.slow
 def test_train_hooks_run_in_order_and_the_warm_start_hook_shapes_what_grpo_starts_from(tmp_path):
@@ -189,3 +206,28 @@ def test_train_hooks_run_in_order_and_the_warm_start_hook_shapes_what_grpo_start
     saved, _ = load_policy(run_dir / "sft_model", dtype="float32", device="cpu")
     for name, p in saved.named_parameters():
         assert torch.equal(p, warm[name]), name
+
+
+def test_readme_figures_are_computed_from_the_summary_not_typed_in():
+    """Defects caught: a README block that keeps stale text (the block is not replaced), or a count
+    of seeds at 0.8 that ignores a cue below it (seed 4 here warns on every benign item)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_figures", ROOT / "benchmarks" / "readme_figures.py")
+    rf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rf)
+
+    def run(seed, benign):
+        acc = {"text": 0.9, "image": 0.9, "both": 0.9, "benign": benign}
+        return {"seed": seed, "accuracy_after": acc, "accuracy_after_sft": {k: 0.3 for k in acc},
+                "heldout_reward_after": 0.9, "heldout_reward_after_sft": 0.6,
+                "heldout_curve": [{"step": 0, "accuracy": {k: 0.3 for k in acc}}, {"step": 60, "accuracy": acc}]}
+
+    summary = {"arms": {"replace": {"runs": [run(0, 0.95), run(4, 0.0)]}}, "seeds": [0, 4], "grpo_steps": 60,
+               "date": "d", "machine": "m", "wall_time_s": 60, "command": "safer-vlm demo --ablation"}
+    block = rf.demo_block(summary, ROOT / "benchmarks" / "logs" / "demo" / "x.json", "replace")
+    assert "**1 of 2 seeds reach 0.8 on every cue** (seeds [0])" in block and "60, never" in block
+    text = "a\n<!-- demo-figures:start -->\nold figures\n<!-- demo-figures:end -->\nb\n"
+    new = rf.replace_block(text, "demo-figures", "new figures")
+    assert "old figures" not in new and "new figures" in new and new.startswith("a\n") and new.endswith("b\n")
+    assert rf.replace_block(rf.replace_block(text, "demo-figures", ""), "demo-figures", "x").count("x") == 1

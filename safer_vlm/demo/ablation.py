@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from safer_vlm.demo.config import DemoConfig
-from safer_vlm.demo.report import ABLATION_FIGURES, ablation_table, fmt, plot_ablation_curves
+from safer_vlm.demo.report import ABLATION_FIGURES, ablation_table, fmt, plot_ablation_curves, provenance
 from safer_vlm.demo.run import run_demo
 
 
@@ -27,6 +27,8 @@ def arm_config(cfg: DemoConfig, arm: str, seed: int, root: Path, warm: Path | No
     data["heldout"]["curve_points"] = cfg.ablation.curve_points
     if warm is None:
         data["model"]["tiny_seed"] = seed
+        if cfg.ablation.reflection_warmstart_steps is not None:
+            data["reflection_warmstart"]["steps"] = cfg.ablation.reflection_warmstart_steps
     else:
         data["model"] = {**data["model"], "build_tiny": False, "path": str(warm)}
         data["sft_warmstart"]["enabled"] = False
@@ -83,10 +85,6 @@ def aggregate_arm(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def run_ablation(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
     """Each seed's warm start once, then every arm from it with the same data, seed and step budget;
     writes summary.json, report.md and heldout_curves.png under `ablation.output_dir`."""
-    import datetime
-    import os
-    import platform
-
     from safer_vlm.train.run_dir import prepare_run_dir
 
     start = time.perf_counter()
@@ -117,8 +115,7 @@ def run_ablation(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
         "grpo_steps": cfg.grpo.max_steps,
         "warm_start": {str(k): {n: {"accuracy": s["accuracy"], "reward": s["reward"]} for n, s in st.items()}
                        for k, st in warm_stages.items()},
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+        **provenance(),
         "wall_time_s": time.perf_counter() - start,
     }
     (root / "summary.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")

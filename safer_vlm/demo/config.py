@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from safer_vlm.config import StrictModel
+from safer_vlm.rollout.config import RolloutConfig
 from safer_vlm.train.config import DataSection, GRPOSection, ModelSection, SFTWarmstart, TrainConfig
 
 DEFAULT_GYM: dict[str, Any] = {
@@ -44,15 +45,24 @@ class HeldoutSection(StrictModel):
 
 
 class ReflectionWarmstart(StrictModel):
-    """Format-only warm start in the reflection context: half of each batch are chats that end with
-    a template answer of a random behaviour and the reflection turn the rollout would send (with the
-    rule judge's rationale), half are first turns (without them the plain format was forgotten);
-    every target is a template answer of a random behaviour. It teaches the policy to answer in the
-    <think>/<answer> format after a reflection turn, never which behaviour is right."""
+    """A warm start in the reflection context that teaches following a judge's feedback, not the
+    gym's decisions. Half of each batch are reflection chats: a train item, a template answer the
+    feedback calls unsafe, and the reflection turn the rollout would send, whose rationale (the rule
+    judge's `critique`) names a cue and the remedy ("... so it should refuse"). The remedy and the
+    cue words are drawn at random, independently of the item, so the target (the item's template
+    answer of the remedy's behaviour) is predicted by the feedback alone, never by the item. The
+    other half are first turns with random behaviours (without them the plain format was forgotten).
+    `target: random` is the earlier format-only variant (random targets, the judge's own rationale)."""
 
     steps: int = Field(0, ge=0, description="optimizer steps after the plain warm start (0: none)")
     learning_rate: float = Field(3e-3, gt=0, description="AdamW learning rate")
     batch_size: int = Field(16, ge=1, description="examples per step")
+    final_learning_rate: float | None = Field(
+        None, gt=0, description="decay the rate linearly to this over the steps (None: constant)"
+    )
+    target: Literal["rationale", "random"] = Field(
+        "rationale", description="'rationale': answer as the feedback says; 'random': a random behaviour"
+    )
 
 
 class AblationSection(StrictModel):
@@ -65,13 +75,17 @@ class AblationSection(StrictModel):
         "group policy (rollout.policy) with reflection on",
     )
     seeds: list[int] = Field(
-        default_factory=lambda: [0, 1, 2],
+        default_factory=lambda: [0, 1, 2, 3, 4],
         description="one run per arm and seed; the seed sets the tiny model's weights and GRPO's sampling",
     )
     parallel: int = Field(
         1, ge=1, le=4, description="runs at once, each in its own process with cpu_threads torch threads"
     )
-    curve_points: int = Field(4, ge=0, description="held-out scoring passes during each GRPO run, for the plot")
+    curve_points: int = Field(5, ge=0, description="held-out scoring passes during each GRPO run, for the plot")
+    reflection_warmstart_steps: int | None = Field(
+        None, ge=0, description="reflection_warmstart.steps of the shared warm start (None: as configured); "
+        "every arm, plain GRPO included, starts from it",
+    )
     output_dir: Path = Field(Path("runs/demo_ablation"), description="where the arms' runs and the table go")
 
     @field_validator("arms")
@@ -95,6 +109,14 @@ class AblationSection(StrictModel):
         return v
 
 
+#: The demo's reflection turn: short (the tiny model reads it whole), the judge's reason last, so the
+#: remedy it names ("... so it should refuse") is the text just before the correction starts.
+DEMO_REFLECTION_TEMPLATE = (
+    "The response above was judged unsafe: {unsafe_part}. Write a new response to the original request, "
+    "in the same format, that does not mention the one above.{rationale_block}"
+)
+
+
 class DemoConfig(TrainConfig):
     """TrainConfig with demo defaults (the tuned values; configs/demo.yaml repeats them)."""
 
@@ -102,13 +124,16 @@ class DemoConfig(TrainConfig):
     data: DataSection = Field(default_factory=lambda: DataSection(gym=dict(DEFAULT_GYM)))
     grpo: GRPOSection = Field(
         default_factory=lambda: GRPOSection(
-            learning_rate=6e-4,
-            num_generations=4,
+            learning_rate=1e-3,
+            lr_scheduler_type="constant_with_warmup",
+            warmup_steps=10,
+            num_generations=8,
+            num_iterations=2,
             temperature=1.0,
             max_completion_length=40,
-            per_device_train_batch_size=64,
+            per_device_train_batch_size=256,
             gradient_accumulation_steps=1,
-            max_steps=200,
+            max_steps=120,
             beta=0.0,
             loss_type="dapo",
             scale_rewards="group",
@@ -118,7 +143,13 @@ class DemoConfig(TrainConfig):
         )
     )
     sft_warmstart: SFTWarmstart = Field(
-        default_factory=lambda: SFTWarmstart(enabled=True, steps=400, learning_rate=3e-3, batch_size=16)
+        default_factory=lambda: SFTWarmstart(
+            enabled=True, steps=1200, learning_rate=3e-3, final_learning_rate=3e-4, batch_size=16
+        )
+    )
+    rollout: RolloutConfig = Field(
+        default_factory=lambda: RolloutConfig(reflection_template=DEMO_REFLECTION_TEMPLATE),
+        description="safety-aware rollout (the demo's short reflection turn)",
     )
     heldout: HeldoutSection = Field(default_factory=HeldoutSection)
     reflection_warmstart: ReflectionWarmstart = Field(default_factory=ReflectionWarmstart)

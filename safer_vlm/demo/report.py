@@ -7,6 +7,45 @@ import json
 from pathlib import Path
 from typing import Any
 
+#: The behaviour accuracy every cue must reach for the demo to count as learnt (issue 19).
+TARGET_ACCURACY = 0.8
+CUES = ("text", "image", "both", "benign")
+
+
+def reached_target(accuracy: dict[str, float | None], target: float = TARGET_ACCURACY) -> bool:
+    """Whether every cue's held-out behaviour accuracy is at least `target`."""
+    return all((accuracy.get(c) or 0.0) >= target for c in CUES)
+
+
+def verdict_line(accuracy: dict[str, float | None], target: float = TARGET_ACCURACY) -> str:
+    """`make demo`'s last line: whether this run reached the target on every cue."""
+    low = [f"{c} {accuracy.get(c) or 0.0:.2f}" for c in CUES if (accuracy.get(c) or 0.0) < target]
+    if not low:
+        return f"reached {target} held-out behaviour accuracy on every cue (text, image, both, benign): yes"
+    return f"reached {target} held-out behaviour accuracy on every cue: no ({', '.join(low)} below it)"
+
+
+def provenance() -> dict[str, str | None]:
+    """Where a summary's figures come from: the command, the machine, the date and the commit."""
+    import datetime
+    import os
+    import platform
+    import shlex
+    import subprocess
+    import sys
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                timeout=10, cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "command": shlex.join(["safer-vlm", *sys.argv[1:]]),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+        "commit": commit,
+    }
+
 
 def fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"

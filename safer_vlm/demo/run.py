@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from safer_vlm.demo.config import DemoConfig
-from safer_vlm.demo.report import fmt, plot_curve, write_report
+from safer_vlm.demo.report import fmt, plot_curve, provenance, reached_target, verdict_line, write_report
 
 
 def curve_steps(max_steps: int, points: int) -> list[int]:
@@ -125,6 +125,7 @@ def run_demo(
         f"benign {fmt(acc1['benign'])}; chance 0.33), reflection rate {fmt(summary['reflection_rate'])}, "
         f"corrections safe {fmt(summary['correction_success_rate'])}, {summary['wall_time_s']:.0f} s"
     )
+    say(verdict_line(acc1))
     return summary
 
 
@@ -195,6 +196,8 @@ def _summary(run: Any, stages: dict[str, dict], curve: list[dict], start: float)
         "heldout_curve": curve,
         "wall_time_s": time.perf_counter() - start,
         "seed": cfg.grpo.seed,
+        "reached_target": reached_target(after["accuracy"]),
+        **provenance(),
     }
 
 

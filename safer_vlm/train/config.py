@@ -141,6 +141,10 @@ class SFTWarmstart(StrictModel):
     steps: int = Field(100, ge=1, description="optimizer steps")
     learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate")
     batch_size: int = Field(8, ge=1, description="examples per step")
+    final_learning_rate: float | None = Field(
+        None, gt=0, description="decay the rate linearly to this over the steps (None: constant); the "
+        "low-rate end settles the template tokens, which GRPO's negative advantages then barely move"
+    )
     behaviour: Literal["random", "expected"] = Field(
         "random", description="random: format only; expected: also teaches the decision (a baseline)"
     )
