@@ -133,7 +133,7 @@ class DemoConfig(TrainConfig):
             max_completion_length=40,
             per_device_train_batch_size=256,
             gradient_accumulation_steps=1,
-            max_steps=120,
+            max_steps=200,
             beta=0.0,
             loss_type="dapo",
             scale_rewards="group",
