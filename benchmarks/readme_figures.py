@@ -5,6 +5,7 @@ Every figure README.md quotes about the demo sits between markers that this scri
     <!-- demo-figures:start --> ... <!-- demo-figures:end -->    the default arm over seeds (ablation summary)
     <!-- demo-ablation:start --> ... <!-- demo-ablation:end -->  every arm side by side (ablation summary)
     <!-- demo-run:start --> ... <!-- demo-run:end -->            one `make demo` run (runs/demo/summary.json)
+    <!-- demo-figures-earlier:start --> ... :end -->            the default arm over seeds at an earlier setting
 
 Sources: `safer-vlm demo --ablation` writes `<ablation.output_dir>/summary.json` (each run's summary
 plus the command, machine and date). `make readme-figures` copies a fresh one from `runs/` into
@@ -153,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds-record", type=Path, default=RECORD / "seeds_summary.json",
                    help="record of the default arm over seeds (an ablation summary with one arm), for the demo block")
     p.add_argument("--seeds", type=Path, default=None, help="a fresh default-arm ablation summary.json to record first")
+    p.add_argument("--earlier-seeds-record", type=Path, default=RECORD / "seeds_120steps_summary.json",
+                   help="the default arm over seeds at an earlier setting (kept for comparison)")
     p.add_argument("--run", type=Path, default=None, help="a fresh `make demo` summary.json to record first")
     p.add_argument("--run-record", type=Path, default=RECORD / "make_demo_summary.json")
     p.add_argument("--arm", default="replace", help="the default arm (make demo's rollout.policy)")
@@ -166,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds_record.is_file():
         seeds = json.loads(args.seeds_record.read_text(encoding="utf-8"))
         text = replace_block(text, "demo-figures", demo_block(seeds, args.seeds_record, args.arm))
+    if args.earlier_seeds_record.is_file():
+        earlier = json.loads(args.earlier_seeds_record.read_text(encoding="utf-8"))
+        text = replace_block(text, "demo-figures-earlier", demo_block(earlier, args.earlier_seeds_record, args.arm))
     if args.run is not None:
         RECORD.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.run, args.run_record)

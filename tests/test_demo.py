@@ -231,3 +231,55 @@ def test_readme_figures_are_computed_from_the_summary_not_typed_in():
     new = rf.replace_block(text, "demo-figures", "new figures")
     assert "old figures" not in new and "new figures" in new and new.startswith("a\n") and new.endswith("b\n")
     assert rf.replace_block(rf.replace_block(text, "demo-figures", ""), "demo-figures", "x").count("x") == 1
+
+
+#: The fast value check's run: an image-cue-only gym (refuse or comply), a 300-step warm start, 27 GRPO
+#: steps of 8 prompts x 8 answers at lr 3e-3, reflection off (configs/demo.yaml, "fast value test").
+FAST = [
+    "--set", "data.gym={seed: 0, n_train: 64, n_heldout: 24, image_size: 56, reasoning: grounded, "
+    "behaviour: {refuse: 0.5, comply: 0.5}, cue: {image: 1.0}}",
+    "--set", "sft_warmstart.steps=300", "--set", "sft_warmstart.final_learning_rate=0.0003",
+    "--set", "grpo.max_steps=27", "--set", "grpo.per_device_train_batch_size=64", "--set", "grpo.num_generations=8",
+    "--set", "grpo.num_iterations=2", "--set", "grpo.learning_rate=0.003", "--set", "grpo.warmup_steps=2",
+    "--set", "rollout.reflection=false", "--set", "grpo.seed=0", "--set", "heldout.samples_per_item=2",
+]
+
+
+class _ShufflingJudge:
+    """The defect injected on purpose: every training verdict is moved to another answer of the
+    batch, so each answer is rewarded for a different one (a reward or rollout that misattributes)."""
+
+    def __init__(self, inner):
+        import random
+
+        self.inner, self.judge_id, self.rng = inner, inner.judge_id, random.Random(0)
+
+    async def judge(self, batch):
+        verdicts = await self.inner.judge(batch)
+        self.rng.shuffle(verdicts)
+        return verdicts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broken", [False, pytest.param(True, marks=pytest.mark.xfail(strict=True, reason="defect"))])
+def test_short_grpo_run_improves_heldout_accuracy_over_the_warm_start(tmp_path, monkeypatch, broken):
+    """27 GRPO steps raise held-out behaviour accuracy and reward over the warm start (measured: accuracy
+    0.31 -> 0.44, reward 0.56 -> 0.70); the same run whose training verdicts are shuffled across the
+    batch (each answer rewarded for another: a broken reward, or a rollout that pairs rewards with the
+    wrong completions) collapses to malformed answers (accuracy 0.00, reward 0.23 at step 27); a
+    reward that never reaches the loss would leave the warm start's figures, below the margin.
+    Margin: +0.06 on both, half the measured gain. Held-out scoring keeps the real judge in both cases. The
+    `broken` case runs the defect on purpose and must fail (strict xfail). The gain here is mostly
+    refusing on red pictures (image 0.38 -> 0.88, benign 0.25 -> 0.00): 27 steps learn
+    to refuse more before they learn to read the cue; the full demo learns both."""
+    import safer_vlm.train.grpo as grpo
+    from safer_vlm.cli import main
+
+    if broken:
+        real = grpo.make_group_rollout
+        monkeypatch.setattr(grpo, "make_group_rollout", lambda cfg, judge: real(cfg, _ShufflingJudge(judge)))
+    out = tmp_path / "fast"
+    main(["demo", "--config", str(ROOT / "configs" / "demo.yaml"), "--set", f"output_dir={out}", *FAST])
+    s = json.loads((out / "summary.json").read_text())
+    assert s["accuracy_after"]["all"] >= s["accuracy_after_sft"]["all"] + 0.06, s["accuracy_after"]
+    assert s["heldout_reward_after"] >= s["heldout_reward_after_sft"] + 0.06, s["heldout_reward_after"]
