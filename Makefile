@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-vllm lint bench clean-venv
+.PHONY: demo test test-vllm lint bench clean-venv readme-figures
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(VENV)/bin/safer-vlm demo --config configs/demo.yaml
+
+# Rewrite the README's demo blocks from the recorded summaries (benchmarks/logs/demo/); pass a fresh
+# run to record it first: make readme-figures SEEDS=runs/demo_ablation/summary.json (default arm over
+# seeds), ABLATION=runs/demo_ablation/summary.json (every arm) or RUN=runs/demo/summary.json (make demo).
+readme-figures: $(STAMP)
+	$(PY) benchmarks/readme_figures.py $(if $(SEEDS),--seeds $(SEEDS)) $(if $(ABLATION),--ablation $(ABLATION)) $(if $(RUN),--run $(RUN))
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -29,8 +29,9 @@ def test_short_demo_writes_all_files(tmp_path, capsys):
             *TINY,
         ]
     )
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last.startswith("held-out reward ") and "->" in last and "(SFT " in last
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2].startswith("held-out reward ") and "->" in lines[-2] and "(SFT " in lines[-2]
+    assert lines[-1].startswith("reached 0.8 held-out behaviour accuracy on every cue")
     for name in ("config.yaml", "metrics.jsonl", "reward_curve.png", "report.md", "summary.json"):
         assert (out / name).is_file(), name
     assert (out / "final" / "model.safetensors").is_file()
@@ -88,7 +89,7 @@ def test_ablation_runs_each_arm_from_one_shared_warm_start(tmp_path, capsys):
 
 
 def test_ablation_figures_have_mean_and_sample_spread():
-    from safer_vlm.demo_ablation import aggregate_arm
+    from safer_vlm.demo.ablation import aggregate_arm
 
     runs = [
         {"accuracy_after": {"text": t, "image": 1.0, "both": 1.0, "benign": 0.5, "all": 0.8}, "heldout_reward_after": r,
@@ -112,7 +113,7 @@ def test_ablation_arms_must_be_known_group_policies():
 
 
 def test_curve_steps_are_inside_the_run():
-    from safer_vlm.demo import curve_steps
+    from safer_vlm.demo.run import curve_steps
 
     assert curve_steps(150, 4) == [30, 60, 90, 120]
     assert curve_steps(2, 1) == [1]
@@ -120,31 +121,165 @@ def test_curve_steps_are_inside_the_run():
 
 
 @pytest.mark.slow
-def test_reflection_format_warm_start_trains_answers_in_the_reflection_context(tmp_path, monkeypatch):
-    """The reflection-context warm start trains on the rollout's own reflection chats (a template
-    answer, then the reflection turn) with template targets."""
+def test_reflection_warm_start_teaches_following_the_feedback_not_the_item(tmp_path, monkeypatch):
+    """The reflection warm start trains on the rollout's own reflection chats (a template answer,
+    then the reflection turn with the rule judge's critique), and each target does what the
+    critique's remedy says. Defects caught: targets of a random behaviour (nothing to learn from the
+    feedback, the earlier variant), or targets of the item's own expected behaviour (that would teach
+    the gym's decisions, held-out ones included, instead of the skill of following feedback)."""
     import safer_vlm.train.sft as sft
-    from safer_vlm.demo import load_demo_config, reflection_warmstart
-    from safer_vlm.rollout.reflection import is_reflection_prompt
+    from safer_vlm.demo import load_demo_config
+    from safer_vlm.demo.reflection_warmstart import reflection_warmstart
+    from safer_vlm.lexicon import ANSWER_LEXICON, classify
+    from safer_vlm.models.loading import load_policy
+    from safer_vlm.response_format import parse_response
+    from safer_vlm.rollout.reflection import is_reflection_prompt, message_text
+    from safer_vlm.train import grpo
 
     seen = []
     real = sft.chat_batch
     monkeypatch.setattr(sft, "chat_batch", lambda p, chats, targets: seen.append((chats, targets)) or real(p, chats, targets))
-    from safer_vlm.models.loading import load_policy
-    from safer_vlm.train import grpo
-
     cfg = load_demo_config(ROOT / "configs" / "demo.yaml", [
         f"output_dir={tmp_path}", "data.gym={seed: 0, n_train: 12, n_heldout: 6, image_size: 56, reasoning: grounded}",
-        "reflection_warmstart.steps=2", "reflection_warmstart.batch_size=2",
+        "reflection_warmstart.steps=12", "reflection_warmstart.batch_size=4",
     ])
-    from safer_vlm.demo import _build_tiny
-
-    _build_tiny(cfg, tmp_path)
     model, processor = load_policy(grpo.policy_source(cfg, tmp_path), dtype="float32", device="cpu")
     train, _ = grpo.load_samples(cfg, tmp_path)
     losses = reflection_warmstart(model, processor, train, cfg, grpo.make_judge(cfg), seed=0)
-    assert len(losses) == 2 and all(loss > 0 for loss in losses)
+    assert len(losses) == 12 and all(loss > 0 for loss in losses)
     chats, targets = seen[0]
     assert is_reflection_prompt(chats[0]) and chats[0][-2]["role"] == "assistant"
     assert not is_reflection_prompt(chats[1])  # first turns keep the plain format
     assert all(t.startswith("<think>") and t.endswith("</answer>") for t in targets)
+    expected_of: dict[str, set] = {}
+    for x in train:
+        expected_of.setdefault(x.question, set()).add(x.expected)
+    followed, differs = [], []
+    for chats, targets in seen:
+        for chat, target in zip(chats[::2], targets[::2], strict=True):
+            remedy = "refuse" if message_text(chat[-1]).endswith("so it should refuse.") else "warn"
+            assert message_text(chat[-1]).endswith(f"so it should {remedy}.")
+            followed.append(classify(parse_response(target).answer, ANSWER_LEXICON) == remedy)
+            labels = next((e for q, e in expected_of.items() if q in message_text(chat[0])), set())
+            differs.append(remedy not in labels)
+    assert all(followed)
+    assert any(differs)  # the remedy is drawn apart from the item: it often differs from its label
+
+@pytest.mark.slow
+def test_train_hooks_run_in_order_and_the_warm_start_hook_shapes_what_grpo_starts_from(tmp_path):
+    """The demo is a client of `train()` through its hooks. Defects caught: a hook not called, or
+    called out of order (the demo would score another policy than the stage it names); a missed
+    GRPO step (the learning curve's steps would be wrong); the warm policy saved as `sft_model/`
+    (TRL's reference, and what a resume starts from) before `after_warm_start`, so what that hook
+    trained (the demo's reflection warm start) is not the recorded warm start; `before_finish`
+    called before `final/` is exported or without the trainer."""
+    import torch
+
+    from safer_vlm.demo import load_demo_config
+    from safer_vlm.models.loading import load_policy
+    from safer_vlm.train.grpo import TrainHooks, train
+    from safer_vlm.train.run_dir import DEMO_FOLDER
+
+    run_dir = tmp_path / "run"
+    cfg = load_demo_config(ROOT / "configs" / "demo.yaml", [f"output_dir={run_dir}", *TINY[1::2]])
+    calls: list = []
+    warm: dict[str, torch.Tensor] = {}
+
+    def after_warm_start(run):
+        calls.append("after_warm_start")
+        with torch.no_grad():  # "trains further": a change only this hook makes
+            for p in run.model.parameters():
+                p.add_(0.01)
+        warm.update({n: p.detach().clone() for n, p in run.model.named_parameters()})
+
+    def before_finish(run):
+        calls.append(("before_finish", run.trainer.state.global_step, (run.run_dir / "final" / "config.json").is_file()))
+
+    hooks = TrainHooks(
+        after_load=lambda run: calls.append(("after_load", len(run.heldout) > 0)),
+        after_warm_start=after_warm_start,
+        on_grpo_step=lambda run, step, total: calls.append(("step", step, total)),
+        before_finish=before_finish,
+    )
+    train(cfg, hooks=hooks, folder=DEMO_FOLDER, progress=False)
+    assert calls == [("after_load", True), "after_warm_start", ("step", 1, 2), ("step", 2, 2), ("before_finish", 2, True)]
+    saved, _ = load_policy(run_dir / "sft_model", dtype="float32", device="cpu")
+    for name, p in saved.named_parameters():
+        assert torch.equal(p, warm[name]), name
+
+
+def test_readme_figures_are_computed_from_the_summary_not_typed_in():
+    """Defects caught: a README block that keeps stale text (the block is not replaced), or a count
+    of seeds at 0.8 that ignores a cue below it (seed 4 here warns on every benign item)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_figures", ROOT / "benchmarks" / "readme_figures.py")
+    rf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rf)
+
+    def run(seed, benign):
+        acc = {"text": 0.9, "image": 0.9, "both": 0.9, "benign": benign}
+        return {"seed": seed, "accuracy_after": acc, "accuracy_after_sft": {k: 0.3 for k in acc},
+                "heldout_reward_after": 0.9, "heldout_reward_after_sft": 0.6,
+                "heldout_curve": [{"step": 0, "accuracy": {k: 0.3 for k in acc}}, {"step": 60, "accuracy": acc}]}
+
+    summary = {"arms": {"replace": {"runs": [run(0, 0.95), run(4, 0.0)]}}, "seeds": [0, 4], "grpo_steps": 60,
+               "date": "d", "machine": "m", "wall_time_s": 60, "command": "safer-vlm demo --ablation"}
+    block = rf.demo_block(summary, ROOT / "benchmarks" / "logs" / "demo" / "x.json", "replace")
+    assert "**1 of 2 seeds reach 0.8 on every cue** (seeds [0])" in block and "60, never" in block
+    text = "a\n<!-- demo-figures:start -->\nold figures\n<!-- demo-figures:end -->\nb\n"
+    new = rf.replace_block(text, "demo-figures", "new figures")
+    assert "old figures" not in new and "new figures" in new and new.startswith("a\n") and new.endswith("b\n")
+    assert rf.replace_block(rf.replace_block(text, "demo-figures", ""), "demo-figures", "x").count("x") == 1
+
+
+#: The fast value check's run: an image-cue-only gym (refuse or comply), a 300-step warm start, 27 GRPO
+#: steps of 8 prompts x 8 answers at lr 3e-3, reflection off (configs/demo.yaml, "fast value test").
+FAST = [
+    "--set", "data.gym={seed: 0, n_train: 64, n_heldout: 24, image_size: 56, reasoning: grounded, "
+    "behaviour: {refuse: 0.5, comply: 0.5}, cue: {image: 1.0}}",
+    "--set", "sft_warmstart.steps=300", "--set", "sft_warmstart.final_learning_rate=0.0003",
+    "--set", "grpo.max_steps=27", "--set", "grpo.per_device_train_batch_size=64", "--set", "grpo.num_generations=8",
+    "--set", "grpo.num_iterations=2", "--set", "grpo.learning_rate=0.003", "--set", "grpo.warmup_steps=2",
+    "--set", "rollout.reflection=false", "--set", "grpo.seed=0", "--set", "heldout.samples_per_item=2",
+]
+
+
+class _ShufflingJudge:
+    """The defect injected on purpose: every training verdict is moved to another answer of the
+    batch, so each answer is rewarded for a different one (a reward or rollout that misattributes)."""
+
+    def __init__(self, inner):
+        import random
+
+        self.inner, self.judge_id, self.rng = inner, inner.judge_id, random.Random(0)
+
+    async def judge(self, batch):
+        verdicts = await self.inner.judge(batch)
+        self.rng.shuffle(verdicts)
+        return verdicts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broken", [False, pytest.param(True, marks=pytest.mark.xfail(strict=True, reason="defect"))])
+def test_short_grpo_run_improves_heldout_accuracy_over_the_warm_start(tmp_path, monkeypatch, broken):
+    """27 GRPO steps raise held-out behaviour accuracy and reward over the warm start (measured: accuracy
+    0.31 -> 0.44, reward 0.56 -> 0.70); the same run whose training verdicts are shuffled across the
+    batch (each answer rewarded for another: a broken reward, or a rollout that pairs rewards with the
+    wrong completions) collapses to malformed answers (accuracy 0.00, reward 0.23 at step 27); a
+    reward that never reaches the loss would leave the warm start's figures, below the margin.
+    Margin: +0.06 on both, half the measured gain. Held-out scoring keeps the real judge in both cases. The
+    `broken` case runs the defect on purpose and must fail (strict xfail). The gain here is mostly
+    refusing on red pictures (image 0.38 -> 0.88, benign 0.25 -> 0.00): 27 steps learn
+    to refuse more before they learn to read the cue; the full demo learns both."""
+    import safer_vlm.train.grpo as grpo
+    from safer_vlm.cli import main
+
+    if broken:
+        real = grpo.make_group_rollout
+        monkeypatch.setattr(grpo, "make_group_rollout", lambda cfg, judge: real(cfg, _ShufflingJudge(judge)))
+    out = tmp_path / "fast"
+    main(["demo", "--config", str(ROOT / "configs" / "demo.yaml"), "--set", f"output_dir={out}", *FAST])
+    s = json.loads((out / "summary.json").read_text())
+    assert s["accuracy_after"]["all"] >= s["accuracy_after_sft"]["all"] + 0.06, s["accuracy_after"]
+    assert s["heldout_reward_after"] >= s["heldout_reward_after_sft"] + 0.06, s["heldout_reward_after"]

@@ -32,7 +32,7 @@ COMMAND_MODULES = (
     "safer_vlm.cli.curate",  # curate
     "safer_vlm.cli.train",  # train
     "safer_vlm.cli.eval",  # eval, report
-    "safer_vlm.demo",  # demo
+    "safer_vlm.cli.demo",  # demo
 )
 
 for _name in COMMAND_MODULES:

@@ -141,9 +141,21 @@ class SFTWarmstart(StrictModel):
     steps: int = Field(100, ge=1, description="optimizer steps")
     learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate")
     batch_size: int = Field(8, ge=1, description="examples per step")
+    final_learning_rate: float | None = Field(
+        None, gt=0, description="decay the rate linearly to this over the steps (None: constant); the "
+        "low-rate end settles the template tokens, which GRPO's negative advantages then barely move"
+    )
     behaviour: Literal["random", "expected"] = Field(
         "random", description="random: format only; expected: also teaches the decision (a baseline)"
     )
+
+
+class TinySection(StrictModel):
+    """Sizes of the tiny model built when `model.build_tiny` (models/tiny.py); the vision tower follows
+    the text width."""
+
+    hidden_size: int = Field(64, ge=16, description="text and vision width (4 heads; MLP twice as wide)")
+    num_layers: int = Field(2, ge=1, description="text decoder layers (the vision tower keeps 2)")
 
 
 class TrajectoryLog(StrictModel):
@@ -204,6 +216,7 @@ class TrainConfig(StrictModel):
     )
     grpo: GRPOSection = Field(default_factory=GRPOSection)
     sft_warmstart: SFTWarmstart = Field(default_factory=SFTWarmstart)
+    tiny: TinySection = Field(default_factory=TinySection, description="sizes of the tiny model (model.build_tiny)")
     trajectories: TrajectoryLog = Field(default_factory=TrajectoryLog)
     lora: LoRASection = Field(default_factory=LoRASection, description="LoRA adapters (peft)")
     logging: LoggingSection = Field(default_factory=LoggingSection, description="metric backends")

@@ -15,6 +15,7 @@ reaches the policy and TRL's reference model; `lora.enabled` trains peft adapter
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from safer_vlm.errors import ConfigError, DataError
 from safer_vlm.judge.base import Judge
 from safer_vlm.rollout.answers import GroupRollout
 from safer_vlm.train.config import TrainConfig
-from safer_vlm.train.run_dir import claim_run_dir
+from safer_vlm.train.run_dir import TRAIN_FOLDER, RunFolder, claim_run_dir
 
 METRICS_NAME = "metrics.jsonl"
 FINAL_NAME = "final"
@@ -67,7 +68,8 @@ def policy_source(cfg: TrainConfig, run_dir: Path) -> str:
         corpus = list(gym_corpus(gym_config(cfg)))
     out = run_dir / "tiny_model"
     if not (out / "config.json").is_file():
-        build_tiny_vlm(out, seed=cfg.model.tiny_seed, extra_corpus=corpus)
+        build_tiny_vlm(out, seed=cfg.model.tiny_seed, extra_corpus=corpus,
+                       hidden_size=cfg.tiny.hidden_size, num_layers=cfg.tiny.num_layers)
     return str(out)
 
 
@@ -265,12 +267,14 @@ def run_grpo(
     on_log: Callable[[int, dict], None] | None = None,
     group_rollout: GroupRollout | None = None,
     reference_dir: str | Path | None = None,
+    on_trainer: Callable[[Any], None] | None = None,
 ):
     """Run GRPO on `model` in place; returns the TRL trainer (its state holds the log history).
 
     `reference_dir`: a checkpoint (or hub id) holding exactly `model`'s current weights, from which
     TRL builds the reference model when beta > 0; without it they are first saved to
-    `<run>/reference_policy` (a full copy: 7.5 GB for a 3B model in bf16)."""
+    `<run>/reference_policy` (a full copy: 7.5 GB for a 3B model in bf16). `on_trainer`: called with
+    the trainer once it is built, before training starts."""
     from accelerate import PartialState
 
     from safer_vlm.models.attention import attn_of
@@ -310,17 +314,77 @@ def run_grpo(
     trainer = trl_adapter.make_trainer(
         model, processor, dataset, args, rollout_func, cfg.rubric, callbacks, peft_config=peft_config
     )
+    if on_trainer is not None:
+        on_trainer(trainer)
     trainer.train(resume_from_checkpoint=resume_from)
     trl_adapter.raise_if_stopped(health)  # a judge that fails too often stops the run, checkpoint saved
     return trainer
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
+@dataclass
+class TrainRun:
+    """What a run has built, handed to every hook: the policy is trained in place, so `model` is the
+    current policy at each call (during GRPO too). `heldout` is the held-out split (empty when the
+    data has none); `trainer` is TRL's trainer once GRPO has started (None before)."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    model: Any
+    processor: Any
+    train_samples: list[SafetySample]
+    heldout: list[SafetySample]
+    judge: Judge
+    trainer: Any = None
+
+
+@dataclass(frozen=True)
+class TrainHooks:
+    """Points where a client of `train()` (the demo) looks at, or further trains, the policy. All
+    optional; each runs in every process (the demo runs one); an exception in a hook fails the run
+    as any error there would (a folder with no work yet is removed, see `train`).
+
+    - `after_load(run)`: the policy as loaded, before any warm start (the demo scores it).
+    - `after_warm_start(run)`: after the supervised warm start (or right after `after_load` when it
+      is off), before the warm policy is saved as `sft_model/`; it may train further (the demo's
+      reflection warm start) and what it trains is the policy GRPO starts from. Not called when a
+      resumed run finds the warm start already done.
+    - `on_grpo_step(run, step, max_steps)`: after every GRPO optimizer step (held-out learning curves).
+    - `before_finish(run)`: after GRPO and the export of `final/`, before the run folder is marked
+      finished (the demo's final scoring, summary and report; with `warm_start_only`, right after the
+      warm start's export)."""
+
+    after_load: Callable[[TrainRun], None] | None = None
+    after_warm_start: Callable[[TrainRun], None] | None = None
+    on_grpo_step: Callable[[TrainRun, int, int], None] | None = None
+    before_finish: Callable[[TrainRun], None] | None = None
+
+
+def _call(hook: Callable[..., None] | None, *args: Any) -> None:
+    if hook is not None:
+        hook(*args)
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    hooks: TrainHooks | None = None,
+    folder: RunFolder = TRAIN_FOLDER,
+    warm_start_only: bool = False,
+    progress: bool = True,
+) -> Path:
     """The whole `safer-vlm train` command; returns the run folder. A run that fails before its
-    first real work (paths, model, data, judge) leaves no folder behind (`Claim.abandon`)."""
+    first real work (paths, model, data, judge) leaves no folder behind (`Claim.abandon`).
+
+    `hooks`: see TrainHooks. `folder`: how the run folder is claimed (the command named in its
+    manifest, whether it can resume, the entries --overwrite may remove). `warm_start_only`: stop
+    after the warm start, exported as `final/` (the demo's ablation shares one per seed).
+    `progress`: progress bars and the closing line (off in the ablation's worker processes)."""
     claims: list[Any] = []
     try:
-        run_dir = _train(cfg, resume=resume, overwrite=overwrite, claims=claims)
+        run_dir = _train(cfg, resume=resume, overwrite=overwrite, claims=claims, hooks=hooks or TrainHooks(),
+                         folder=folder, warm_start_only=warm_start_only, progress=progress)
     except BaseException:
         for claim in claims:
             claim.abandon()
@@ -338,7 +402,8 @@ def _saved_so_far(run_dir: Path) -> str:
     return f"last checkpoint {found}" if found else "no checkpoint yet: --resume starts from the first step"
 
 
-def _train(cfg: TrainConfig, *, resume: bool, overwrite: bool, claims: list[Any]) -> Path:
+def _train(cfg: TrainConfig, *, resume: bool, overwrite: bool, claims: list[Any], hooks: TrainHooks,
+           folder: RunFolder, warm_start_only: bool, progress: bool) -> Path:
     """`train`'s body; the folder claim is appended to `claims` and marked `started` once the
     real work (warm start or GRPO) begins.
 
@@ -366,9 +431,11 @@ def _train(cfg: TrainConfig, *, resume: bool, overwrite: bool, claims: list[Any]
     check_judge_reachable(cfg.judge)
     run_dir = Path(cfg.output_dir)
     if main:
-        claims.append(claim_run_dir(cfg, cfg.output_dir, resume=resume, overwrite=overwrite))
+        claims.append(claim_run_dir(cfg, cfg.output_dir, resume=resume, overwrite=overwrite, command=folder.command,
+                                    can_resume=folder.can_resume, entries=folder.entries))
         run_dir = claims[-1].path
-        claims[-1].saved_note = lambda: _saved_so_far(run_dir)
+        if folder.can_resume:
+            claims[-1].saved_note = lambda: _saved_so_far(run_dir)
     state.wait_for_everyone()
     finished = any((run_dir / FINAL_NAME / name).is_file() for name in ("config.json", "adapter_config.json"))
     if resume and finished:
@@ -383,40 +450,61 @@ def _train(cfg: TrainConfig, *, resume: bool, overwrite: bool, claims: list[Any]
     transformers.set_seed(cfg.grpo.seed)
     transformers.utils.logging.disable_progress_bar()  # our rich bars report progress
     sft_dir = run_dir / "sft_model"
+    columns = (TextColumn("{task.fields[stage]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.description}"))
+    show = main and progress
     with state.main_process_first():  # the main process builds; the others read what it built
         source = policy_source(cfg, run_dir)
-        train_samples, _ = load_samples(cfg, run_dir)
-        if cfg.sft_warmstart.enabled and (sft_dir / "config.json").is_file():
+        train_samples, heldout = load_samples(cfg, run_dir)
+        warm_done = cfg.sft_warmstart.enabled and (sft_dir / "config.json").is_file()
+        if warm_done:
             source = str(sft_dir)  # resuming, or another process ran it: the warm start is done
         attn = resolve_attn_implementation(cfg.model.attn_implementation, device)
         model, processor = load_policy(source, dtype=cfg.model.dtype, device=device, attn_implementation=attn)
         train_samples, dropped = filter_prompt_length(train_samples, processor, cfg.grpo.max_prompt_length)
         if dropped and main:
             print(f"dropped {dropped} prompts longer than grpo.max_prompt_length={cfg.grpo.max_prompt_length}")
-        if cfg.sft_warmstart.enabled and source != str(sft_dir):
-            sft_warmstart(model, processor, train_samples, cfg.sft_warmstart, seed=cfg.grpo.seed)
-            save_policy(model, processor, sft_dir)
-    judge = make_judge(cfg)
+        judge = make_judge(cfg)
+        run = TrainRun(cfg, run_dir, model, processor, train_samples, heldout, judge)
+        if not warm_done:
+            _call(hooks.after_load, run)
+            if cfg.sft_warmstart.enabled:
+                with Progress(*columns, disable=not show) as bar:
+                    task = bar.add_task("", total=cfg.sft_warmstart.steps, stage="SFT warm start")
+                    sft_warmstart(
+                        model, processor, train_samples, cfg.sft_warmstart, seed=cfg.grpo.seed,
+                        on_step=lambda step, loss: bar.update(task, completed=step, description=f"loss {loss:.3f}"),
+                    )
+            _call(hooks.after_warm_start, run)
+            if cfg.sft_warmstart.enabled:
+                save_policy(model, processor, sft_dir)
     for claim in claims:
         claim.started = True  # checks passed: from here on the folder holds work
-    with Progress(
-        TextColumn("GRPO"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
-        disable=not main,
-    ) as progress:
-        task = progress.add_task("", total=None)
+    final = run_dir / FINAL_NAME
+    if warm_start_only:
+        if main:
+            export_policy(cfg, model, processor, final)
+        _call(hooks.before_finish, run)
+        state.wait_for_everyone()
+        return run_dir
+    with Progress(*columns, disable=not show) as bar:
+        task = bar.add_task("", total=None, stage="GRPO")
 
         def on_step(step: int, total: int) -> None:
-            progress.update(task, completed=step, total=total)
+            bar.update(task, completed=step, total=total)
+            _call(hooks.on_grpo_step, run, step, total)
 
         def on_log(step: int, record: dict) -> None:
             if record.get("reward") is not None:
-                progress.update(task, description=f"reward {record['reward']:.3f}")
+                bar.update(task, description=f"reward {record['reward']:.3f}")
+
+        def on_trainer(trainer: Any) -> None:
+            run.trainer = trainer
 
         trainer = run_grpo(
             cfg, run_dir, model, processor, train_samples, judge, resume_from=resume_from, on_step=on_step,
-            on_log=on_log, reference_dir=sft_dir if cfg.sft_warmstart.enabled else source,
+            on_log=on_log, reference_dir=sft_dir if cfg.sft_warmstart.enabled else source, on_trainer=on_trainer,
         )
-    final = run_dir / FINAL_NAME
     sharded = getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False)
     if not sharded:
         check_replicas_agree(trainer.accelerator.unwrap_model(trainer.model), state)
@@ -431,7 +519,9 @@ def _train(cfg: TrainConfig, *, resume: bool, overwrite: bool, claims: list[Any]
         export_policy(cfg, trainer.accelerator.unwrap_model(trainer.model), processor, final)
     if main:
         viewer = write_trajectory_viewer(cfg, run_dir)
-        print(f"checkpoint: {run_dir / FINAL_NAME}  metrics: {run_dir / METRICS_NAME}  trajectories: {viewer}")
+        if progress:
+            print(f"checkpoint: {run_dir / FINAL_NAME}  metrics: {run_dir / METRICS_NAME}  trajectories: {viewer}")
+    _call(hooks.before_finish, run)
     state.wait_for_everyone()
     if state.num_processes > 1:
         state.destroy_process_group()  # no rank exits while another still talks to it

@@ -8,6 +8,7 @@ training data)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -23,6 +24,21 @@ RUN_ENTRIES = (
 )
 #: ... and what the demo (one arm, or the ablation's root) writes besides.
 DEMO_ENTRIES = RUN_ENTRIES + ("summary.json", "report.md", "reward_curve.png", "heldout_curves.png")
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """How a command claims its run folder: the command named in the manifest, whether an
+    interrupted run continues with --resume, and the entries --overwrite may remove."""
+
+    command: str = "train"
+    can_resume: bool = True
+    entries: tuple[str, ...] = RUN_ENTRIES
+
+
+TRAIN_FOLDER = RunFolder()
+#: The demo (and each ablation run) starts over rather than resumes; it writes its report files too.
+DEMO_FOLDER = RunFolder("demo", can_resume=False, entries=DEMO_ENTRIES)
 
 
 def config_dict(cfg) -> dict:

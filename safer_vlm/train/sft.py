@@ -126,4 +126,4 @@ def sft_warmstart(
         return supervised_batch(processor, batch_samples, targets)
 
     return supervised_steps(model, section.steps, section.learning_rate, next_batch, on_step,
-                            final_learning_rate=getattr(section, "final_learning_rate", None))
+                            final_learning_rate=section.final_learning_rate)

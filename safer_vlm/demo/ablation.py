@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from safer_vlm.demo import DemoConfig, _fmt, run_demo
+from safer_vlm.demo.config import DemoConfig
+from safer_vlm.demo.report import ABLATION_FIGURES, ablation_table, fmt, plot_ablation_curves, provenance
+from safer_vlm.demo.run import run_demo
 
 
 def arm_config(cfg: DemoConfig, arm: str, seed: int, root: Path, warm: Path | None) -> DemoConfig:
@@ -25,6 +27,8 @@ def arm_config(cfg: DemoConfig, arm: str, seed: int, root: Path, warm: Path | No
     data["heldout"]["curve_points"] = cfg.ablation.curve_points
     if warm is None:
         data["model"]["tiny_seed"] = seed
+        if cfg.ablation.reflection_warmstart_steps is not None:
+            data["reflection_warmstart"]["steps"] = cfg.ablation.reflection_warmstart_steps
     else:
         data["model"] = {**data["model"], "build_tiny": False, "path": str(warm)}
         data["sft_warmstart"]["enabled"] = False
@@ -61,11 +65,6 @@ def _map_jobs(jobs: list[tuple[str, str, dict | None]], parallel: int) -> list[t
         return [f.result() for f in futures]
 
 
-#: Per-run figures the ablation compares (keys of a run's summary; accuracy per cue is added).
-ABLATION_FIGURES = ("safety_accuracy_after", "benign_helpfulness_after", "heldout_reward_after", "unsafe_rate_after",
-                    "unsafe_reasoning_behind_safe_answer_rate_after")
-
-
 def _spread(values: list[float | None]) -> dict[str, float | None]:
     xs = [v for v in values if v is not None]
     if not xs:
@@ -86,10 +85,6 @@ def aggregate_arm(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def run_ablation(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
     """Each seed's warm start once, then every arm from it with the same data, seed and step budget;
     writes summary.json, report.md and heldout_curves.png under `ablation.output_dir`."""
-    import datetime
-    import os
-    import platform
-
     from safer_vlm.train.run_dir import prepare_run_dir
 
     start = time.perf_counter()
@@ -110,8 +105,8 @@ def run_ablation(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
     for (arm, k), (_, summary) in zip(keys, results, strict=True):
         arms[arm]["runs"].append({"seed": k, **summary})
         acc = summary["accuracy_after"]
-        print(f"{arm} seed {k}: accuracy text {_fmt(acc['text'])}, image {_fmt(acc['image'])}, "
-              f"both {_fmt(acc['both'])}, benign {_fmt(acc['benign'])}, reward {_fmt(summary['heldout_reward_after'])}")
+        print(f"{arm} seed {k}: accuracy text {fmt(acc['text'])}, image {fmt(acc['image'])}, "
+              f"both {fmt(acc['both'])}, benign {fmt(acc['benign'])}, reward {fmt(summary['heldout_reward_after'])}")
     for arm in a.arms:
         arms[arm]["figures"] = aggregate_arm(arms[arm]["runs"])
     out = {
@@ -120,8 +115,7 @@ def run_ablation(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
         "grpo_steps": cfg.grpo.max_steps,
         "warm_start": {str(k): {n: {"accuracy": s["accuracy"], "reward": s["reward"]} for n, s in st.items()}
                        for k, st in warm_stages.items()},
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+        **provenance(),
         "wall_time_s": time.perf_counter() - start,
     }
     (root / "summary.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
@@ -130,61 +124,3 @@ def run_ablation(cfg: DemoConfig, *, overwrite: bool = False) -> dict[str, Any]:
     print(f"report: {root / 'report.md'} ({out['wall_time_s']:.0f} s)")
     print(ablation_table(out))
     return out
-
-
-def _pm(f: dict[str, float | None]) -> str:
-    return "n/a" if f["mean"] is None else f"{f['mean']:.2f} ± {f['std']:.2f}"
-
-
-def ablation_table(out: dict[str, Any]) -> str:
-    """The side-by-side table (mean ± sample std over seeds) for report.md and the README."""
-    lines = [
-        f"GRPO arms after {out['grpo_steps']} steps from the same warm start per seed; seeds {out['seeds']}; "
-        f"{out['date']}; {out['machine']}. Mean ± std over seeds.",
-        "",
-        "| arm | safety accuracy | benign helpfulness | held-out reward | unsafe rate | unsafe reasoning, safe answer "
-        "| acc text | acc image | acc both | acc benign |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    names = {"plain": "plain GRPO (reflection off)"}
-    for arm, a in out["arms"].items():
-        f = a["figures"]
-        cells = [_pm(f[k]) for k in ABLATION_FIGURES] + [
-            _pm(f[f"accuracy_{c}_after"]) for c in ("text", "image", "both", "benign")
-        ]
-        lines.append(f"| {names.get(arm, f'reflection, {arm}')} | " + " | ".join(cells) + " |")
-    lines += ["", "![held-out accuracy per cue during GRPO](heldout_curves.png)"]
-    return "\n".join(lines)
-
-
-def plot_ablation_curves(arms: dict[str, dict[str, Any]], out: Path) -> None:
-    """Held-out behaviour accuracy per cue over GRPO steps: one line per arm (mean over seeds), the
-    band between the seeds' lowest and highest."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cues = ("text", "image", "both", "benign")
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.6), sharey=True)
-    for arm, a in arms.items():
-        curves = [r["heldout_curve"] for r in a["runs"]]
-        steps = [p["step"] for p in curves[0]]
-        for ax, cue in zip(axes, cues, strict=True):
-            vals = [[c[i]["accuracy"][cue] or 0.0 for c in curves] for i in range(len(steps))]
-            mean = [sum(v) / len(v) for v in vals]
-            line = ax.plot(steps, mean, marker="o", label=arm)[0]
-            ax.fill_between(steps, [min(v) for v in vals], [max(v) for v in vals], alpha=0.15, color=line.get_color())
-    for ax, cue in zip(axes, cues, strict=True):
-        ax.set_title(f"cue: {cue}")
-        ax.set_xlabel("GRPO step")
-        ax.set_ylim(-0.02, 1.02)
-        ax.axhline(1 / 3, color="grey", lw=0.6, ls=":")
-    axes[0].set_ylabel("held-out behaviour accuracy")
-    axes[-1].legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-
-
-#: Mappings replaced whole, not merged key by key (weights: a removed key must stay removed).
