@@ -11,7 +11,7 @@ Layers, bottom to top (a module may import its own layer and the layers below, n
 4. `reward`
 5. `rollout`
 6. `train`, `curate`, `eval`: peers that never import each other
-7. `demo` (`safer_vlm.demo`, `safer_vlm.demo_ablation`): a client of train and eval
+7. `demo` (the `safer_vlm.demo` package): a client of train and eval
 8. `cli`: the command line, the only importer of typer
 
 Further rules: only `safer_vlm.cli` (module or package) imports typer; only `train/trl_adapter.py`

@@ -6,7 +6,7 @@ rubric's one unsafe rule does."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from safer_vlm.judge.base import Verdict
@@ -223,7 +223,9 @@ def test_property_any_safe_verdict_outscores_any_unsafe_one_default_rubric(a, b)
         assert rb.total > ra.total
 
 
-@settings(max_examples=500, deadline=None)
+# Most raw configs are refused by validation (by design: `rubrics` draws what a user could write), so
+# Hypothesis's filter health check fails the run at random; 500 accepted rubrics are still checked.
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(rubrics(), st.data())
 def test_property_monotone_for_every_accepted_rubric(rubric, data):
     """Issue 17 acceptance: the guarantee holds for every rubric validation accepts (generated through

@@ -13,6 +13,7 @@ from safer_vlm.gym import GymConfig, build_gym, gym_corpus, question_split, temp
 from safer_vlm.gym.vocab import BACKGROUNDS, HAZARD_BACKGROUND, SAFE_BACKGROUNDS, SHAPE_COLOURS, SHAPES
 from safer_vlm.lexicon import BENIGN_WORDS, HARM_WORDS
 from safer_vlm.response_format import parse_response
+from safer_vlm.run_folder import MANIFEST_NAME
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:
@@ -23,7 +24,11 @@ def test_two_builds_are_byte_identical(tmp_path: Path) -> None:
     cfg = GymConfig(seed=3, n_train=40, n_heldout=20, image_size=56)
     a = _tree_bytes(build_gym(cfg, tmp_path / "a").root)
     b = _tree_bytes(build_gym(cfg, tmp_path / "b").root)
+    # the run-folder manifest records when it was made (to the second): provenance, not gym data, so
+    # it is compared without that field (comparing it whole failed whenever the builds straddled a second)
+    ma, mb = (json.loads(m.pop(MANIFEST_NAME)) for m in (a, b))
     assert a == b
+    assert {k: v for k, v in ma.items() if k != "created"} == {k: v for k, v in mb.items() if k != "created"}
     assert len([k for k in a if k.endswith(".png")]) == 60
 
 
