@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(VENV)/bin/safer-vlm demo --config configs/demo.yaml
 
 # Rewrite the README's demo blocks from the recorded summaries (benchmarks/logs/demo/); pass a fresh
-# run to record it first: make readme-figures SEEDS=runs/demo_ablation/summary.json (default arm over
+# run to record it first: make readme-figures SEEDS="runs/demo_ablation/summary.json [more.json ...]" (default arm over
 # seeds), ABLATION=runs/demo_ablation/summary.json (every arm) or RUN=runs/demo/summary.json (make demo).
 readme-figures: $(STAMP)
 	$(PY) benchmarks/readme_figures.py $(if $(SEEDS),--seeds $(SEEDS)) $(if $(ABLATION),--ablation $(ABLATION)) $(if $(RUN),--run $(RUN))

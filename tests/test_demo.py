@@ -232,6 +232,17 @@ def test_readme_figures_are_computed_from_the_summary_not_typed_in():
     assert "old figures" not in new and "new figures" in new and new.startswith("a\n") and new.endswith("b\n")
     assert rf.replace_block(rf.replace_block(text, "demo-figures", ""), "demo-figures", "x").count("x") == 1
 
+    # seeds run by two commands make one record: defects caught, a combined table that drops a
+    # command's runs or counts a seed twice
+    later = {**summary, "arms": {"replace": {"runs": [run(2, 0.9)]}}, "seeds": [2], "command": "second", "date": "e"}
+    both = rf.combine([summary, later])
+    assert [r["seed"] for r in both["arms"]["replace"]["runs"]] == [0, 2, 4] and both["wall_time_s"] == 120
+    block = rf.demo_block(both, ROOT / "benchmarks" / "logs" / "demo" / "x.json", "replace")
+    assert "**2 of 3 seeds reach 0.8 on every cue** (seeds [0, 2])" in block
+    assert "`safer-vlm demo --ablation` on d and `second` on e" in block
+    with pytest.raises(SystemExit, match="share seeds"):
+        rf.combine([summary, summary])
+
 
 #: The fast value check's run: an image-cue-only gym (refuse or comply), a 300-step warm start, 27 GRPO
 #: steps of 8 prompts x 8 answers at lr 3e-3, reflection off (configs/demo.yaml, "fast value test").
