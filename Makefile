@@ -18,9 +18,10 @@ demo: $(STAMP)
 
 # Rewrite the README's demo blocks from the recorded summaries (benchmarks/logs/demo/); pass a fresh
 # run to record it first: make readme-figures SEEDS="runs/demo_ablation/summary.json [more.json ...]" (default arm over
-# seeds), ABLATION=runs/demo_ablation/summary.json (every arm) or RUN=runs/demo/summary.json (make demo).
+# seeds), ABLATION=runs/demo_ablation/summary.json (every arm), RUN=runs/demo/summary.json (make demo) or
+# EVAL=runs/eval_demo/summary.json (benchmarks/eval_demo_table.py: the demo checkpoint's eval table).
 readme-figures: $(STAMP)
-	$(PY) benchmarks/readme_figures.py $(if $(SEEDS),--seeds $(SEEDS)) $(if $(ABLATION),--ablation $(ABLATION)) $(if $(RUN),--run $(RUN))
+	$(PY) benchmarks/readme_figures.py $(if $(SEEDS),--seeds $(SEEDS)) $(if $(ABLATION),--ablation $(ABLATION)) $(if $(RUN),--run $(RUN)) $(if $(EVAL),--eval $(EVAL))
 
 test: $(STAMP)
 	$(PY) -m pytest -q
