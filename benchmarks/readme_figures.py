@@ -184,12 +184,13 @@ def eval_block(s: dict[str, Any], path: Path) -> str:
         "",
     ]
     for label, g in s["gym"].items():
-        acc = g.get("behaviour_accuracy") or {}
-        cues = ", ".join(f"{c} {100 * acc[c]:.1f}" for c in CUES if acc.get(c) is not None)
+        acc = g.get("behaviour_accuracy") or {}  # percent, as results.json records it
+        cues = ", ".join(f"{c} {acc[c]:.1f}" for c in CUES if acc.get(c) is not None)
+        mix = ", ".join(f"{b} {n}" for b, n in sorted((g.get("behaviours") or {}).items(), key=lambda x: -x[1]))
         overlap = g.get("contamination") or {}
         lines.append(
-            f"- {label}, gym held-out split ({g['n_items']} items, {g['n_answers']} answers): mean reward "
-            f"{g.get('mean_reward', float('nan')):.2f}; behaviour accuracy {100 * acc.get('all', 0.0):.1f} % ({cues}); "
+            f"- {label}, gym held-out split ({g['n_items']} items, {g['n_answers']} answers: {mix}): mean reward "
+            f"{g.get('mean_reward', float('nan')):.2f}; behaviour accuracy {acc.get('all', 0.0):.1f} % ({cues}); "
             f"reasoning-trace safety {g['think_safety']:.1f} against answer safety (rubric) {g['rubric_safety']:.1f}; "
             f"unsafe reasoning behind a safe answer {g['unsafe_reasoning_safe_answer']:.1f} %; "
             f"{overlap.get('overlap')} of {overlap.get('of')} items near-duplicate to training prompts; "

@@ -211,11 +211,7 @@ def test_train_hooks_run_in_order_and_the_warm_start_hook_shapes_what_grpo_start
 def test_readme_figures_are_computed_from_the_summary_not_typed_in():
     """Defects caught: a README block that keeps stale text (the block is not replaced), or a count
     of seeds at 0.8 that ignores a cue below it (seed 4 here warns on every benign item)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("readme_figures", ROOT / "benchmarks" / "readme_figures.py")
-    rf = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rf)
+    rf = _readme_figures()
 
     def run(seed, benign):
         acc = {"text": 0.9, "image": 0.9, "both": 0.9, "benign": benign}
@@ -242,6 +238,51 @@ def test_readme_figures_are_computed_from_the_summary_not_typed_in():
     assert "`safer-vlm demo --ablation` on d and `second` on e" in block
     with pytest.raises(SystemExit, match="share seeds"):
         rf.combine([summary, summary])
+
+
+def _readme_figures():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_figures", ROOT / "benchmarks" / "readme_figures.py")
+    rf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rf)
+    return rf
+
+
+def test_the_readme_blocks_are_what_the_recorded_summaries_generate(tmp_path):
+    """Defect caught: a README figure typed or edited by hand, or a record updated without
+    regenerating the README (the blocks would then disagree with benchmarks/logs/demo/)."""
+    rf = _readme_figures()
+    copy = tmp_path / "README.md"
+    copy.write_text((ROOT / "README.md").read_text(encoding="utf-8"), encoding="utf-8")
+    assert rf.main(["--readme", str(copy)]) == 0
+    assert copy.read_text(encoding="utf-8") == (ROOT / "README.md").read_text(encoding="utf-8"), (
+        "README's demo blocks are stale: run `make readme-figures`")
+
+
+def test_the_eval_block_quotes_the_summary_it_is_built_from():
+    """Defect caught: an eval table or gym figure in the README that does not follow the eval
+    summary (a typed number, or a field read from the wrong model or key)."""
+    rf = _readme_figures()
+    record = ROOT / "benchmarks" / "logs" / "demo" / "eval_demo_summary.json"
+    s = json.loads(record.read_text(encoding="utf-8"))
+    block = rf.eval_block(s, record)
+    label = "demo checkpoint (after GRPO)"
+    row = next(r for r in s["report"]["rows"] if r["label"] == label)
+    changed = json.loads(json.dumps(s))
+    crow = next(r for r in changed["report"]["rows"] if r["label"] == label)
+    crow["cells"]["gym_heldout"]["safety"] = 12.34
+    changed["gym"][label]["mean_reward"] = 0.4321
+    changed["gym"][label]["behaviour_accuracy"]["text"] = 11.1
+    new = rf.eval_block(changed, record)
+
+    def gym_safety_cell(text):
+        line = next(x for x in text.splitlines() if x.startswith(f"| {label} |"))
+        return line.split(" | ")[1 + 2 * s["report"]["columns"].index("gym_heldout")]
+
+    assert gym_safety_cell(block) == f"{row['cells']['gym_heldout']['safety']:.1f}"
+    assert gym_safety_cell(new) == "12.3" and "mean reward 0.43" in new and "text 11.1" in new
+    assert new.count("mean reward") == block.count("mean reward") == len(s["gym"])
 
 
 #: The fast value check's run: an image-cue-only gym (refuse or comply), a 300-step warm start, 27 GRPO
