@@ -144,8 +144,8 @@ def ablation_block(s: dict[str, Any], path: Path) -> str:
         f"Mean ± std over seeds {s['seeds']}, {s['grpo_steps']} GRPO steps from the same warm start per seed.",
         "",
         "| arm | seeds at 0.8 on every cue | first step at 0.8 (per seed) | corrections safe | acc text | acc image "
-        "| acc both | benign helpfulness | safety accuracy | unsafe reasoning, safe answer |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| acc both | acc benign | benign helpfulness | safety accuracy | unsafe reasoning, safe answer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arm, a in s["arms"].items():
         runs = a["runs"]
@@ -155,13 +155,42 @@ def ablation_block(s: dict[str, Any], path: Path) -> str:
             f"{n_ok} / {len(runs)}",
             steps,
             _pm([r.get("correction_success_rate") for r in runs]) if arm != "plain" else "(off)",
-            *(_pm([r["accuracy_after"][c] for r in runs]) for c in ("text", "image", "both")),
+            *(_pm([r["accuracy_after"][c] for r in runs]) for c in CUES),
             _pm([r.get("benign_helpfulness_after") for r in runs]),
             _pm([r.get("safety_accuracy_after") for r in runs]),
             _pm([r.get("unsafe_reasoning_behind_safe_answer_rate_after") for r in runs]),
         ]
         lines.append(f"| {names.get(arm, f'reflection, {arm}')} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for arm, a in s["arms"].items():
+        lines.append(f"- {names.get(arm, f'reflection, {arm}')}, per seed after GRPO (text / image / both / benign): "
+                     + "; ".join(f"{r['seed']}: " + " / ".join(f"{r['accuracy_after'][c]:.2f}" for c in CUES)
+                                 for r in a["runs"]) + ".")
+    lines += [f"- {d}" for d in paired_differences(s["arms"])]
     return "\n".join(lines)
+
+
+def paired_differences(arms: dict[str, dict[str, Any]], base: str = "plain") -> list[str]:
+    """Each reflection arm minus plain GRPO, seed by seed (the same warm start, data and seed):
+    mean ± std of the difference in final accuracy per cue, and on how many seeds the arm is ahead."""
+    if base not in arms:
+        return []
+    by_seed = {r["seed"]: r for r in arms[base]["runs"]}
+    out = []
+    for arm, a in arms.items():
+        pairs = [(r, by_seed[r["seed"]]) for r in a["runs"] if arm != base and r["seed"] in by_seed]
+        if not pairs:
+            continue
+        parts = []
+        for c in (*CUES, "all"):
+            if any(x["accuracy_after"].get(c) is None for pair in pairs for x in pair):
+                continue
+            diffs = [r["accuracy_after"][c] - b["accuracy_after"][c] for r, b in pairs]
+            mean, std = _mean_std(diffs)
+            ahead = sum(d > 0 for d in diffs)
+            parts.append(f"{c} {mean:+.2f} ± {std:.2f} (ahead on {ahead} of {len(diffs)})")
+        out.append(f"{arm} minus plain GRPO, paired by seed, final accuracy: " + "; ".join(parts) + ".")
+    return out
 
 
 def eval_block(s: dict[str, Any], path: Path) -> str:

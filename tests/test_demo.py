@@ -239,6 +239,12 @@ def test_readme_figures_are_computed_from_the_summary_not_typed_in():
     with pytest.raises(SystemExit, match="share seeds"):
         rf.combine([summary, summary])
 
+    # reflection against plain GRPO is compared seed by seed: defects caught, an unpaired or
+    # sign-flipped difference (seed 4's plain run is the weak one here, replace's seed 0 is)
+    arms = {"plain": {"runs": [run(0, 0.9), run(4, 0.5)]}, "replace": {"runs": [run(4, 0.9), run(0, 0.7)]}}
+    (line,) = rf.paired_differences(arms)
+    assert "benign +0.10 ± 0.42 (ahead on 1 of 2)" in line and "text +0.00 ± 0.00 (ahead on 0 of 2)" in line
+
 
 def _readme_figures():
     import importlib.util
