@@ -291,15 +291,17 @@ def test_the_eval_block_quotes_the_summary_it_is_built_from():
     assert new.count("mean reward") == block.count("mean reward") == len(s["gym"])
 
 
-#: The fast value check's run: an image-cue-only gym (refuse or comply), a 300-step warm start, 27 GRPO
-#: steps of 8 prompts x 8 answers at lr 3e-3, reflection off (configs/demo.yaml, "fast value test").
+#: The fast value check's run: an image-cue-only gym (refuse or comply), an 800-step warm start decaying
+#: to lr 3e-4, 40 GRPO steps of 16 prompts x 8 answers at lr 1e-3 (5 warmup steps), reflection off
+#: (configs/demo.yaml, "fast value test"). Chosen over seeds 0-3 on a second machine: the previous
+#: 300-step warm start at lr 3e-3 gained on seed 0 only there (malformed "so so" drift on the others).
 FAST = [
     "--set", "data.gym={seed: 0, n_train: 64, n_heldout: 24, image_size: 56, reasoning: grounded, "
     "behaviour: {refuse: 0.5, comply: 0.5}, cue: {image: 1.0}}",
-    "--set", "sft_warmstart.steps=300", "--set", "sft_warmstart.final_learning_rate=0.0003",
-    "--set", "grpo.max_steps=27", "--set", "grpo.per_device_train_batch_size=64", "--set", "grpo.num_generations=8",
-    "--set", "grpo.num_iterations=2", "--set", "grpo.learning_rate=0.003", "--set", "grpo.warmup_steps=2",
-    "--set", "rollout.reflection=false", "--set", "grpo.seed=0", "--set", "heldout.samples_per_item=2",
+    "--set", "sft_warmstart.steps=800", "--set", "sft_warmstart.final_learning_rate=0.0003",
+    "--set", "grpo.max_steps=40", "--set", "grpo.per_device_train_batch_size=128", "--set", "grpo.num_generations=8",
+    "--set", "grpo.num_iterations=2", "--set", "grpo.learning_rate=0.001", "--set", "grpo.warmup_steps=5",
+    "--set", "rollout.reflection=false", "--set", "grpo.seed=0", "--set", "heldout.samples_per_item=4",
 ]
 
 
@@ -319,17 +321,17 @@ class _ShufflingJudge:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("broken", [False, pytest.param(True, marks=pytest.mark.xfail(strict=True, reason="defect"))])
+@pytest.mark.parametrize("broken", [False, pytest.param(True, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason="defect"))])
 def test_short_grpo_run_improves_heldout_accuracy_over_the_warm_start(tmp_path, monkeypatch, broken):
-    """27 GRPO steps raise held-out behaviour accuracy and reward over the warm start (measured: accuracy
-    0.31 -> 0.44, reward 0.56 -> 0.70); the same run whose training verdicts are shuffled across the
-    batch (each answer rewarded for another: a broken reward, or a rollout that pairs rewards with the
-    wrong completions) collapses to malformed answers (accuracy 0.00, reward 0.23 at step 27); a
-    reward that never reaches the loss would leave the warm start's figures, below the margin.
-    Margin: +0.06 on both, half the measured gain. Held-out scoring keeps the real judge in both cases. The
-    `broken` case runs the defect on purpose and must fail (strict xfail). The gain here is mostly
-    refusing on red pictures (image 0.38 -> 0.88, benign 0.25 -> 0.00): 27 steps learn
-    to refuse more before they learn to read the cue; the full demo learns both."""
+    """40 GRPO steps raise held-out behaviour accuracy and reward over the warm start (measured, this
+    run: accuracy 0.35 -> 0.81, reward 0.59 -> 0.87; with tiny_seed = grpo.seed = 1, 2, 3: +0.14 / +0.10,
+    +0.29 / +0.11, +0.24 / +0.17, the weakest gain); the same run whose training verdicts are shuffled
+    across the batch (each answer rewarded for another: a broken reward, or a rollout that pairs rewards
+    with the wrong completions) falls below its warm start (accuracy 0.35 -> 0.24, reward 0.59 -> 0.39);
+    a reward that never reaches the loss leaves the warm start's figures exactly (held-out sampling has
+    its own fixed seed). Margin: +0.06 on both, under half the weakest seed's gain. Held-out scoring keeps
+    the real judge in both cases. The `broken` case runs the defect on purpose and must fail on the
+    assertion (strict xfail, AssertionError)."""
     import safer_vlm.train.grpo as grpo
     from safer_vlm.cli import main
 
