@@ -255,35 +255,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arm", default="replace", help="the default arm (make demo's rollout.policy)")
     p.add_argument("--readme", type=Path, default=ROOT / "README.md")
     args = p.parse_args(argv)
-    if args.ablation is not None:
-        args.ablation_record.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.ablation, args.ablation_record)
+    for src, record in ((args.ablation, args.ablation_record), (args.run, args.run_record), (args.eval, args.eval_record)):
+        if src is not None:  # a fresh summary becomes the record the README is built from
+            record.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, record)
     if args.seeds is not None:
         combined = combine([json.loads(f.read_text(encoding="utf-8")) for f in args.seeds])
         args.seeds_record.parent.mkdir(parents=True, exist_ok=True)
         args.seeds_record.write_text(json.dumps(combined, indent=2) + "\n", encoding="utf-8")
+    blocks = (
+        ("demo-figures", args.seeds_record, lambda s, path: demo_block(s, path, args.arm)),
+        ("demo-figures-earlier", args.earlier_seeds_record, lambda s, path: demo_block(s, path, args.arm)),
+        ("demo-run", args.run_record, run_block),
+        ("demo-ablation", args.ablation_record, ablation_block),
+        ("demo-eval", args.eval_record, eval_block),
+    )
     text = args.readme.read_text(encoding="utf-8")
-    if args.seeds_record.is_file():
-        seeds = json.loads(args.seeds_record.read_text(encoding="utf-8"))
-        text = replace_block(text, "demo-figures", demo_block(seeds, args.seeds_record, args.arm))
-    if args.earlier_seeds_record.is_file():
-        earlier = json.loads(args.earlier_seeds_record.read_text(encoding="utf-8"))
-        text = replace_block(text, "demo-figures-earlier", demo_block(earlier, args.earlier_seeds_record, args.arm))
-    if args.run is not None:
-        RECORD.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.run, args.run_record)
-    if args.run_record.is_file():
-        run = json.loads(args.run_record.read_text(encoding="utf-8"))
-        text = replace_block(text, "demo-run", run_block(run, args.run_record))
-    if args.ablation_record.is_file():
-        abl = json.loads(args.ablation_record.read_text(encoding="utf-8"))
-        text = replace_block(text, "demo-ablation", ablation_block(abl, args.ablation_record))
-    if args.eval is not None:
-        RECORD.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.eval, args.eval_record)
-    if args.eval_record.is_file():
-        ev = json.loads(args.eval_record.read_text(encoding="utf-8"))
-        text = replace_block(text, "demo-eval", eval_block(ev, args.eval_record))
+    for name, record, build in blocks:
+        if record.is_file():
+            text = replace_block(text, name, build(json.loads(record.read_text(encoding="utf-8")), record))
     args.readme.write_text(text, encoding="utf-8")
     print(f"rewrote the demo blocks of {args.readme}")
     return 0
