@@ -167,7 +167,29 @@ def ablation_block(s: dict[str, Any], path: Path) -> str:
                      + "; ".join(f"{r['seed']}: " + " / ".join(f"{r['accuracy_after'][c]:.2f}" for c in CUES)
                                  for r in a["runs"]) + ".")
     lines += [f"- {d}" for d in paired_differences(s["arms"])]
+    drops = late_drops(s["arms"])
+    lines.append("- Runs that ended more than 0.1 below their best scored step (all cues): "
+                 + ("; ".join(drops) if drops else "none") + ".")
     return "\n".join(lines)
+
+
+def late_drops(arms: dict[str, dict[str, Any]], tolerance: float = 0.1) -> list[str]:
+    """Runs whose final held-out accuracy fell below their best point on the curve: a late collapse
+    is a different failure from never learning, and a mean over seeds hides which one it was."""
+    out = []
+    for arm, a in arms.items():
+        for r in a["runs"]:
+            curve = [p for p in r.get("heldout_curve") or [] if p["accuracy"].get("all") is not None]
+            if not curve:
+                continue
+            best = max(curve, key=lambda p: p["accuracy"]["all"])
+            final = r["accuracy_after"]["all"]
+            if final < best["accuracy"]["all"] - tolerance:
+                mix = r.get("behaviours_after") or {}
+                malformed = f", {mix.get('malformed', 0)} of {sum(mix.values())} answers malformed" if mix else ""
+                out.append(f"{arm} seed {r['seed']} {best['accuracy']['all']:.2f} at step {best['step']}, "
+                           f"{final:.2f} at the end{malformed}")
+    return out
 
 
 def paired_differences(arms: dict[str, dict[str, Any]], base: str = "plain") -> list[str]:

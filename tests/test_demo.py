@@ -245,6 +245,17 @@ def test_readme_figures_are_computed_from_the_summary_not_typed_in():
     (line,) = rf.paired_differences(arms)
     assert "benign +0.10 ± 0.42 (ahead on 1 of 2)" in line and "text +0.00 ± 0.00 (ahead on 0 of 2)" in line
 
+    # a run that learnt and then collapsed is named: defect caught, a late collapse reported as a run
+    # that never learnt (or not at all) because only the final figures are read
+    fell = run(1, 0.9)
+    fell["accuracy_after"]["all"] = 0.62
+    fell["heldout_curve"][1]["accuracy"] = {**fell["heldout_curve"][1]["accuracy"], "all": 1.0}
+    fell["behaviours_after"] = {"comply": 100, "malformed": 71}
+    steady = run(0, 0.9)
+    steady["accuracy_after"]["all"] = 0.9
+    assert rf.late_drops({"replace": {"runs": [steady, fell]}}) == [
+        "replace seed 1 1.00 at step 60, 0.62 at the end, 71 of 171 answers malformed"]
+
 
 def _readme_figures():
     import importlib.util
