@@ -304,8 +304,8 @@ def test_the_eval_block_quotes_the_summary_it_is_built_from():
 
 #: The fast value check's run: an image-cue-only gym (refuse or comply), an 800-step warm start decaying
 #: to lr 3e-4, 40 GRPO steps of 16 prompts x 8 answers at lr 1e-3 (5 warmup steps), reflection off
-#: (configs/demo.yaml, "fast value test"). Chosen over seeds 0-3 on a second machine: the previous
-#: 300-step warm start at lr 3e-3 gained on seed 0 only there (malformed "so so" drift on the others).
+#: (configs/demo.yaml, "fast value test"). Chosen over seeds 0-3: the previous 300-step warm start
+#: at lr 3e-3 failed on seed 0 in a fresh environment and on seeds 1-2 (malformed "so so" drift).
 FAST = [
     "--set", "data.gym={seed: 0, n_train: 64, n_heldout: 24, image_size: 56, reasoning: grounded, "
     "behaviour: {refuse: 0.5, comply: 0.5}, cue: {image: 1.0}}",
