@@ -91,9 +91,12 @@ def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
             "commit": None, "wall_time_s": sum(s["wall_time_s"] for s in summaries)}
 
 
-def demo_block(s: dict[str, Any], path: Path, arm: str) -> str:
+def demo_block(s: dict[str, Any], path: Path, arm: str | None = None) -> str:
     """The default arm over seeds: accuracy per cue after the warm start and after GRPO, and how
-    many seeds reach the target on every cue."""
+    many seeds reach the target on every cue. `arm` None: the record's only arm, else make demo's
+    own group policy (so an ablation over every arm can serve as the seed record)."""
+    if arm is None:
+        arm = next(iter(s["arms"])) if len(s["arms"]) == 1 else _make_demo_arm()
     runs = s["arms"][arm]["runs"]
     seeds = [r["seed"] for r in runs]
     ok = [r["seed"] for r in runs if reached(r["accuracy_after"])]
@@ -122,6 +125,12 @@ def demo_block(s: dict[str, Any], path: Path, arm: str) -> str:
         + ".",
     ]
     return "\n".join(lines)
+
+
+def _make_demo_arm() -> str:
+    from safer_vlm.demo.config import DemoConfig
+
+    return DemoConfig().rollout.policy
 
 
 def run_block(s: dict[str, Any], path: Path) -> str:
@@ -274,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval", type=Path, default=None,
                    help="a fresh eval_demo_table.py summary.json to record first (the demo checkpoint's eval table)")
     p.add_argument("--eval-record", type=Path, default=RECORD / "eval_demo_summary.json")
-    p.add_argument("--arm", default="replace", help="the default arm (make demo's rollout.policy)")
+    p.add_argument("--arm", default=None,
+                   help="the seed table's arm (default: the record's only arm, else make demo's rollout.policy)")
     p.add_argument("--readme", type=Path, default=ROOT / "README.md")
     args = p.parse_args(argv)
     for src, record in ((args.ablation, args.ablation_record), (args.run, args.run_record), (args.eval, args.eval_record)):

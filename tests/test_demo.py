@@ -48,6 +48,7 @@ def test_short_demo_writes_all_files(tmp_path, capsys):
 TINY = [
     "--set", "data.gym={seed: 0, n_train: 12, n_heldout: 6, image_size: 56}",
     "--set", "sft_warmstart.steps=2",
+    "--set", "reflection_warmstart.steps=2",
     "--set", "grpo.max_steps=2",
     "--set", "grpo.per_device_train_batch_size=8",
     "--set", "grpo.num_generations=4",
@@ -312,7 +313,8 @@ FAST = [
     "--set", "sft_warmstart.steps=800", "--set", "sft_warmstart.final_learning_rate=0.0003",
     "--set", "grpo.max_steps=40", "--set", "grpo.per_device_train_batch_size=128", "--set", "grpo.num_generations=8",
     "--set", "grpo.num_iterations=2", "--set", "grpo.learning_rate=0.001", "--set", "grpo.warmup_steps=5",
-    "--set", "rollout.reflection=false", "--set", "grpo.seed=0", "--set", "heldout.samples_per_item=4",
+    "--set", "rollout.reflection=false", "--set", "reflection_warmstart.steps=0", "--set", "grpo.seed=0",
+    "--set", "heldout.samples_per_item=4",
 ]
 
 

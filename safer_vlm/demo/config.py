@@ -148,11 +148,15 @@ class DemoConfig(TrainConfig):
         )
     )
     rollout: RolloutConfig = Field(
-        default_factory=lambda: RolloutConfig(reflection_template=DEMO_REFLECTION_TEMPLATE),
-        description="safety-aware rollout (the demo's short reflection turn)",
+        default_factory=lambda: RolloutConfig(reflection_template=DEMO_REFLECTION_TEMPLATE, policy="contrast"),
+        description="safety-aware rollout (the demo's short reflection turn; contrast: steadier than replace "
+        "in the ablation)",
     )
     heldout: HeldoutSection = Field(default_factory=HeldoutSection)
-    reflection_warmstart: ReflectionWarmstart = Field(default_factory=ReflectionWarmstart)
+    reflection_warmstart: ReflectionWarmstart = Field(
+        default_factory=lambda: ReflectionWarmstart(steps=300),
+        description="following the judge's feedback before GRPO (with it every arm held on 5 of 5 seeds)",
+    )
     ablation: AblationSection = Field(default_factory=AblationSection)
     cpu_threads: int | None = Field(
         1, ge=1, description="torch threads; one ran the tiny model several times faster on a shared 2-core CPU"
