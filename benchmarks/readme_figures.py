@@ -273,11 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ablation-record", type=Path, default=RECORD / "ablation_summary.json",
                    help="where the record the README is built from lies")
     p.add_argument("--seeds-record", type=Path, default=RECORD / "seeds_summary.json",
-                   help="record of the default arm over seeds (an ablation summary with one arm), for the demo block")
+                   help="record of make demo's arm over seeds (an ablation summary), for the demo block")
     p.add_argument("--seeds", type=Path, nargs="+", default=None,
                    help="fresh default-arm ablation summary.json files to record first (several: seeds run apart, combined)")
-    p.add_argument("--earlier-seeds-record", type=Path, default=RECORD / "seeds_120steps_summary.json",
-                   help="the default arm over seeds at an earlier setting (kept for comparison)")
+    p.add_argument("--earlier-seeds-record", type=Path,
+                   default=RECORD / "seeds_before_reflection_warmstart_summary.json",
+                   help="the default arm over seeds at the previous setting (kept for comparison)")
     p.add_argument("--run", type=Path, default=None, help="a fresh `make demo` summary.json to record first")
     p.add_argument("--run-record", type=Path, default=RECORD / "make_demo_summary.json")
     p.add_argument("--eval", type=Path, default=None,

@@ -155,7 +155,7 @@ def _reflection_warm_start(run: Any, progress: bool) -> None:
     from safer_vlm.demo.reflection_warmstart import reflection_warmstart
 
     cfg = run.cfg
-    with Progress(TextColumn("reflection-format warm start"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn(f"reflection warm start ({cfg.reflection_warmstart.target})"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("{task.description}"), disable=not progress) as bar:
         task = bar.add_task("", total=cfg.reflection_warmstart.steps)
         reflection_warmstart(
