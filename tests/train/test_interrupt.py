@@ -45,7 +45,7 @@ def test_sigint_during_training_says_what_was_saved_and_how_to_resume(tmp_path, 
         _, err = proc.communicate(timeout=120)
     finally:
         server.stop()
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err[-3000:]  # once seen in CI: exit 0, the Ctrl-C lost (why not yet known)
     lines = [x for x in err.splitlines() if x.strip()]
     assert len(lines) == 1, err[-3000:]
     line = lines[0]
