@@ -34,8 +34,12 @@ def test_sigint_during_training_says_what_was_saved_and_how_to_resume(tmp_path, 
         cfg["judge"] = {"backend": "openai_compat", "base_url": server.url, "model": "judge", "max_retries": 0}
         config.write_text(yaml.safe_dump(cfg))
         env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+        # A child inherits an ignored SIGINT, and Python then installs no KeyboardInterrupt handler:
+        # in the full suite (not alone) training ran to its end and exited 0, so something earlier
+        # leaves SIGINT ignored in this process. A user's shell gives the default disposition; so does this.
         proc = subprocess.Popen([sys.executable, "-m", "safer_vlm.cli", "train", "--config", str(config)],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         checkpoint = tmp_path / "run" / "checkpoints" / "checkpoint-1" / "trainer_state.json"
         deadline = time.time() + 180
         while not checkpoint.is_file() and time.time() < deadline and proc.poll() is None:
@@ -45,8 +49,10 @@ def test_sigint_during_training_says_what_was_saved_and_how_to_resume(tmp_path, 
         _, err = proc.communicate(timeout=120)
     finally:
         server.stop()
-    assert proc.returncode == 130, err[-3000:]  # once seen in CI: exit 0, the Ctrl-C lost (why not yet known)
-    lines = [x for x in err.splitlines() if x.strip()]
+    assert proc.returncode == 130, err[-3000:]
+    # transformers' own log lines aside (e.g. "[transformers] mtime may not be reliable ..." when two
+    # checkpoints share an mtime), the interrupt prints one line and no traceback
+    lines = [x for x in err.splitlines() if x.strip() and not x.startswith("[transformers]")]
     assert len(lines) == 1, err[-3000:]
     line = lines[0]
     assert line.startswith(f"interrupted: {tmp_path / 'run'} keeps what was saved (last checkpoint ")
