@@ -19,6 +19,7 @@ blocks; with no fresh run it rebuilds them from the record. Nothing here is type
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import shutil
@@ -296,9 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         combined = combine([json.loads(f.read_text(encoding="utf-8")) for f in args.seeds])
         args.seeds_record.parent.mkdir(parents=True, exist_ok=True)
         args.seeds_record.write_text(json.dumps(combined, indent=2) + "\n", encoding="utf-8")
+    seed_table = functools.partial(demo_block, arm=args.arm)
     blocks = (
-        ("demo-figures", args.seeds_record, lambda s, path: demo_block(s, path, args.arm)),
-        ("demo-figures-earlier", args.earlier_seeds_record, lambda s, path: demo_block(s, path, args.arm)),
+        ("demo-figures", args.seeds_record, seed_table),
+        ("demo-figures-earlier", args.earlier_seeds_record, seed_table),
         ("demo-run", args.run_record, run_block),
         ("demo-ablation", args.ablation_record, ablation_block),
         ("demo-eval", args.eval_record, eval_block),
